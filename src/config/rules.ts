@@ -1,0 +1,150 @@
+// Cross-field rules, each written once: its CEL expression (generated into the CRD's
+// x-kubernetes-validations at `at`) and its TypeScript check (run by the file source and by
+// compile). A test sends the same fixtures to the real API server and to validateDocument()
+// and requires identical verdicts, so the two halves of a rule cannot drift apart silently.
+import { DEFAULTS } from './defaults.ts';
+import { parseDuration } from './duration.ts';
+import type { Spec, EndpointSpec, AuthSpec } from './schema.ts';
+
+export interface Violation {
+  /** e.g. spec.endpoints[2].url */
+  path: string;
+  message: string;
+}
+
+export interface CrossFieldRule {
+  name: string;
+  /** schema location of the CEL rule: dotted, `[]` for "each item" (e.g. spec.endpoints[].auth) */
+  at: string;
+  cel: string;
+  message: string;
+  check(spec: Spec): Violation[];
+}
+
+const backoffDefaults = DEFAULTS.retry.backoff;
+
+function isLocalHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return (
+    host === 'localhost' ||
+    host === '::1' ||
+    host.startsWith('127.') ||
+    host.endsWith('.svc') ||
+    host.endsWith('.svc.cluster.local')
+  );
+}
+
+function eachEndpoint(spec: Spec, fn: (e: EndpointSpec, i: number) => Violation | undefined): Violation[] {
+  const out: Violation[] = [];
+  spec.endpoints.forEach((e, i) => {
+    const v = fn(e, i);
+    if (v) out.push(v);
+  });
+  return out;
+}
+
+function authSources(auth: AuthSpec): number {
+  return Number(auth.secretRef !== undefined) + Number(auth.env !== undefined) + Number(auth.file !== undefined);
+}
+
+export const RULES: readonly CrossFieldRule[] = [
+  {
+    name: 'unique-endpoint-names',
+    at: 'spec.endpoints',
+    cel: 'self.all(e, self.exists_one(f, f.name == e.name))',
+    message: 'endpoint names must be unique within an upstream',
+    check(spec) {
+      const seen = new Set<string>();
+      return eachEndpoint(spec, (e, i) => {
+        if (seen.has(e.name)) return { path: `spec.endpoints[${i}].name`, message: `duplicate endpoint name "${e.name}": ${this.message}` };
+        seen.add(e.name);
+        return undefined;
+      });
+    },
+  },
+  {
+    name: 'https-unless-local',
+    at: 'spec.endpoints[]',
+    cel:
+      "self.url.startsWith('https://') || (has(self.insecure) && self.insecure) || (isURL(self.url) && (" +
+      "url(self.url).getHostname() == 'localhost' || url(self.url).getHostname() == '::1' || " +
+      "url(self.url).getHostname().startsWith('127.') || url(self.url).getHostname().endsWith('.svc') || " +
+      "url(self.url).getHostname().endsWith('.svc.cluster.local')))",
+    message: 'url must use https unless the host is loopback or a cluster-local .svc name, or the endpoint sets insecure: true',
+    check(spec) {
+      return eachEndpoint(spec, (e, i) => {
+        if (e.url.startsWith('https://') || e.insecure === true) return undefined;
+        let hostname: string;
+        try {
+          hostname = new URL(e.url).hostname;
+        } catch {
+          return { path: `spec.endpoints[${i}].url`, message: `"${e.url}" is not a URL` };
+        }
+        return isLocalHost(hostname) ? undefined : { path: `spec.endpoints[${i}].url`, message: this.message };
+      });
+    },
+  },
+  {
+    name: 'auth-one-source',
+    at: 'spec.endpoints[].auth',
+    cel: "(has(self.secretRef) ? 1 : 0) + (has(self.env) ? 1 : 0) + (has(self.file) ? 1 : 0) == 1",
+    message: 'auth needs exactly one of secretRef, env or file',
+    check(spec) {
+      return eachEndpoint(spec, (e, i) =>
+        e.auth && authSources(e.auth) !== 1 ? { path: `spec.endpoints[${i}].auth`, message: this.message } : undefined,
+      );
+    },
+  },
+  {
+    name: 'backoff-max-not-below-initial',
+    at: 'spec.retry.backoff',
+    cel: `duration(has(self.max) ? self.max : '${backoffDefaults.max}') >= duration(has(self.initial) ? self.initial : '${backoffDefaults.initial}')`,
+    message: `backoff.max must be at least backoff.initial (defaults: initial ${backoffDefaults.initial}, max ${backoffDefaults.max})`,
+    check(spec) {
+      const b = spec.retry?.backoff;
+      if (!b) return [];
+      const initial = parseDuration(b.initial ?? backoffDefaults.initial);
+      const max = parseDuration(b.max ?? backoffDefaults.max);
+      return max >= initial ? [] : [{ path: 'spec.retry.backoff.max', message: this.message }];
+    },
+  },
+  {
+    name: 'unique-fallback-models',
+    at: 'spec.fallbacks',
+    cel: 'self.all(f, self.exists_one(g, g.model == f.model))',
+    message: 'each model may have only one fallback chain',
+    check(spec) {
+      const seen = new Set<string>();
+      const out: Violation[] = [];
+      (spec.fallbacks ?? []).forEach((f, i) => {
+        if (seen.has(f.model)) out.push({ path: `spec.fallbacks[${i}].model`, message: `"${f.model}" has two chains: ${this.message}` });
+        seen.add(f.model);
+      });
+      return out;
+    },
+  },
+  {
+    // Chains are flat: a chain lists every model to try, and a model inside a chain has no
+    // chain of its own. That rules out every cycle (A->B->A, A->A) with a check CEL can afford.
+    name: 'fallback-chains-acyclic',
+    at: 'spec.fallbacks',
+    cel: 'self.all(f, f.chain.all(c, c.model != f.model && !self.exists(g, g.model == c.model)))',
+    message: 'fallback chains must not form a cycle: a chain may not contain its own model, nor a model that has a chain of its own (list the whole chain under the first model)',
+    check(spec) {
+      const sources = new Set((spec.fallbacks ?? []).map((f) => f.model));
+      const out: Violation[] = [];
+      (spec.fallbacks ?? []).forEach((f, i) => {
+        f.chain.forEach((c, j) => {
+          if (c.model === f.model || sources.has(c.model)) {
+            out.push({ path: `spec.fallbacks[${i}].chain[${j}].model`, message: `"${f.model}" -> "${c.model}": ${this.message}` });
+          }
+        });
+      });
+      return out;
+    },
+  },
+];
+
+export function checkRules(spec: Spec): Violation[] {
+  return RULES.flatMap((rule) => rule.check(spec));
+}

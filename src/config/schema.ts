@@ -1,0 +1,175 @@
+// The LLMUpstream spec as a TypeBox schema: the one source of the TypeScript types,
+// the runtime structural validator and (through hack/gen-crd.ts) the CRD's OpenAPI schema.
+// Cross-field rules live in rules.ts. Every number, string and list carries bounds,
+// because a structural CRD schema needs them and a person deserves an early "no".
+import { Type, type Static } from '@sinclair/typebox';
+
+export const API_GROUP = 'breakwater.dev';
+export const API_VERSION = 'v1alpha1';
+export const KIND = 'LLMUpstream';
+export const PLURAL = 'llmupstreams';
+
+/** Go-style duration: 250ms, 30s, 5m, 1h30m. */
+export const DURATION_PATTERN = '^([0-9]+(ms|s|m|h))+$';
+const Duration = (description: string) =>
+  Type.String({ pattern: DURATION_PATTERN, minLength: 2, maxLength: 32, description });
+
+const Name = (description: string) =>
+  Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', minLength: 1, maxLength: 63, description });
+
+const ModelName = Type.String({ minLength: 1, maxLength: 256, description: 'a model name as the provider knows it' });
+
+const StringMap = (description: string, maxProperties: number) =>
+  Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 4096 }), { maxProperties, description });
+
+export const OUTCOME_KINDS = ['throttled', 'server_error', 'timeout', 'connect', 'invalid_response'] as const;
+export type ChargeableOutcome = (typeof OUTCOME_KINDS)[number];
+
+export const SecretRefSchema = Type.Object(
+  {
+    name: Name('name of a Secret in the LLMUpstream\'s namespace'),
+    key: Type.String({ minLength: 1, maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$', description: 'key inside the Secret' }),
+  },
+  { additionalProperties: false },
+);
+
+export const AuthSchema = Type.Object(
+  {
+    secretRef: Type.Optional(SecretRefSchema),
+    env: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', minLength: 1, maxLength: 128, description: 'environment variable holding the key (file source)' })),
+    file: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'file holding the key, re-read on every reload (file source)' })),
+    header: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$', minLength: 1, maxLength: 128, description: 'header that carries the key; default Authorization (openai) or x-api-key (anthropic)' })),
+    prefix: Type.Optional(Type.String({ maxLength: 64, description: 'written before the key; default "Bearer " for Authorization, empty otherwise' })),
+  },
+  { additionalProperties: false },
+);
+
+export const EndpointSchema = Type.Object(
+  {
+    name: Name('endpoint name, unique within the upstream'),
+    url: Type.String({ minLength: 8, maxLength: 2048, pattern: '^https?://[^\\s]+$', description: 'base URL; the path after the upstream prefix is appended' }),
+    insecure: Type.Optional(Type.Boolean({ description: 'allow plain http to a non-local host' })),
+    priority: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, description: 'lower is tried first; default 0' })),
+    weight: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: 'share within a priority; default 100' })),
+    auth: Type.Optional(AuthSchema),
+    models: Type.Optional(StringMap('requested model -> model name at this endpoint', 64)),
+    headers: Type.Optional(StringMap('extra request headers', 32)),
+    query: Type.Optional(StringMap('extra query parameters', 32)),
+  },
+  { additionalProperties: false },
+);
+
+export const BreakerSchema = Type.Object(
+  {
+    errorThresholdPercentage: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
+    volumeThreshold: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000000 })),
+    rollingWindow: Type.Optional(Duration('window the error rate is computed over')),
+    openDuration: Type.Optional(Duration('time open before the first half-open trial')),
+    halfOpenRamp: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 1000 }), { minItems: 1, maxItems: 10 })),
+    failOn: Type.Optional(
+      Type.Array(Type.Union(OUTCOME_KINDS.map((k) => Type.Literal(k))), { maxItems: OUTCOME_KINDS.length, description: 'outcome kinds that count as failures' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const RetrySchema = Type.Object(
+  {
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 10 })),
+    backoff: Type.Optional(
+      Type.Object(
+        {
+          initial: Type.Optional(Duration('first backoff ceiling')),
+          max: Type.Optional(Duration('largest backoff ceiling')),
+          jitter: Type.Optional(Type.Union([Type.Literal('full'), Type.Literal('none')])),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    budget: Type.Optional(
+      Type.Object(
+        {
+          ratio: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+          minPerSecond: Type.Optional(Type.Number({ minimum: 0, maximum: 1000 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    respectRetryAfter: Type.Optional(Type.Boolean()),
+    maxRetryAfter: Type.Optional(Duration('provider waits are capped at this')),
+    paths: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256, pattern: '^[A-Za-z0-9._~/-]+$' }), { maxItems: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+export const TimeoutsSchema = Type.Object(
+  {
+    connect: Type.Optional(Duration('TCP/TLS connect')),
+    firstByte: Type.Optional(Duration('response headers, and the first data event of a stream')),
+    response: Type.Optional(Duration('a whole non-streaming response')),
+    idle: Type.Optional(Duration('between stream events')),
+    total: Type.Optional(Duration('the whole request, every attempt and wait included')),
+  },
+  { additionalProperties: false },
+);
+
+export const FallbackSchema = Type.Object(
+  {
+    model: ModelName,
+    chain: Type.Array(
+      Type.Object({ model: ModelName, maxTokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000000 })) }, { additionalProperties: false }),
+      { minItems: 1, maxItems: 8 },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ValidateSchema = Type.Object(
+  {
+    emptyChoices: Type.Optional(Type.Boolean({ description: 'a 200 with no choices/content is a failure' })),
+    errorInBody: Type.Optional(Type.Boolean({ description: 'a 200 whose body is an error object is a failure' })),
+  },
+  { additionalProperties: false },
+);
+
+export const SpecSchema = Type.Object(
+  {
+    api: Type.Optional(Type.Union([Type.Literal('openai'), Type.Literal('anthropic')], { description: 'API dialect; default openai' })),
+    required: Type.Optional(Type.Boolean({ description: 'counts for readiness' })),
+    endpoints: Type.Array(EndpointSchema, { minItems: 1, maxItems: 32 }),
+    breaker: Type.Optional(BreakerSchema),
+    retry: Type.Optional(RetrySchema),
+    timeouts: Type.Optional(TimeoutsSchema),
+    fallbacks: Type.Optional(Type.Array(FallbackSchema, { maxItems: 32 })),
+    validate: Type.Optional(ValidateSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const MetadataSchema = Type.Object({
+  name: Name('route prefix: requests to /<name>/... use this upstream'),
+  namespace: Type.Optional(Type.String({ maxLength: 63 })),
+  generation: Type.Optional(Type.Integer()),
+  resourceVersion: Type.Optional(Type.String()),
+  uid: Type.Optional(Type.String()),
+});
+
+/** A whole document as the file source reads it (the API server checks apiVersion/kind itself). */
+export const DocumentSchema = Type.Object({
+  apiVersion: Type.Literal(`${API_GROUP}/${API_VERSION}`),
+  kind: Type.Literal(KIND),
+  metadata: MetadataSchema,
+  spec: SpecSchema,
+});
+
+export type Spec = Static<typeof SpecSchema>;
+export type EndpointSpec = Static<typeof EndpointSchema>;
+export type AuthSpec = Static<typeof AuthSchema>;
+export type FallbackSpec = Static<typeof FallbackSchema>;
+export type Dialect = NonNullable<Spec['api']>;
+export interface UpstreamDocument {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; generation?: number };
+  spec: Spec;
+}

@@ -1,0 +1,104 @@
+// The file source: a YAML stream of LLMUpstream documents, hot-reloaded. The whole file is
+// one unit: a bad edit rejects the file and the last good snapshot keeps serving.
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, resolve as resolvePath } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { compileConfig, ConfigError, type AuthResolver } from '../compile.ts';
+import { Secret } from '../runtime.ts';
+import type { ConfigSink } from '../sink.ts';
+
+/** Off Kubernetes, keys come from the environment or a file (a mounted Secret). */
+export const envOrFileAuth: AuthResolver = (auth, where) => {
+  if (auth.env !== undefined) {
+    const value = process.env[auth.env];
+    if (value === undefined || value === '') throw new ConfigError(where.document, where.path, `environment variable ${auth.env} is not set`, 'SecretNotFound');
+    return new Secret(value);
+  }
+  if (auth.file !== undefined) {
+    let value: string;
+    try {
+      value = readFileSync(auth.file, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(where.document, where.path, `cannot read key file ${auth.file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, 'SecretNotFound');
+    }
+    if (value === '') throw new ConfigError(where.document, where.path, `key file ${auth.file} is empty`, 'KeyNotFound');
+    return new Secret(value);
+  }
+  throw new ConfigError(where.document, where.path, 'secretRef needs the Kubernetes source (--kubernetes); use env or file with --config', 'Unresolvable');
+};
+
+/** Parses a YAML stream into plain documents; empty documents (a trailing ---) are skipped. */
+export function parseYamlStream(text: string, fileName: string): unknown[] {
+  const docs = parseAllDocuments(text, { prettyErrors: true });
+  const out: unknown[] = [];
+  for (const [i, doc] of docs.entries()) {
+    const error = doc.errors[0];
+    if (error) throw new ConfigError(`${fileName} document ${i + 1}`, `line ${error.linePos?.[0]?.line ?? '?'}`, error.message.split('\n')[0] ?? 'invalid YAML');
+    const value: unknown = doc.toJS();
+    if (value !== null && value !== undefined) out.push(value);
+  }
+  return out;
+}
+
+export interface FileSource {
+  close(): void;
+  /** re-reads the file now (tests and SIGHUP) */
+  reload(): void;
+}
+
+export interface FileSourceOptions {
+  path: string;
+  sink: ConfigSink;
+  auth?: AuthResolver;
+  debounceMs?: number;
+}
+
+/**
+ * Loads the file once (throws ConfigError on a bad file: the caller exits non-zero), then
+ * watches its directory, because editors and ConfigMap mounts replace files rather than write them.
+ */
+export function startFileSource(options: FileSourceOptions): FileSource {
+  const path = resolvePath(options.path);
+  const source = `file:${path}`;
+  const auth = options.auth ?? envOrFileAuth;
+  let lastText: string | undefined;
+
+  const load = (): void => {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ConfigError(path, '(file)', `cannot read config file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    if (text === lastText) return;
+    const config = compileConfig(parseYamlStream(text, basename(path)), auth, source, 0);
+    lastText = text;
+    options.sink.apply([...config.upstreams.values()], source);
+  };
+
+  load();
+
+  const reload = (): void => {
+    try {
+      load();
+    } catch (err) {
+      if (err instanceof ConfigError) options.sink.reject(err, source);
+      else throw err;
+    }
+  };
+
+  let timer: NodeJS.Timeout | undefined;
+  const watcher: FSWatcher = watch(dirname(path), { persistent: false }, (_event, name) => {
+    if (name !== null && name !== basename(path) && !name.startsWith('..')) return;
+    clearTimeout(timer);
+    timer = setTimeout(reload, options.debounceMs ?? 100);
+  });
+
+  return {
+    reload,
+    close() {
+      clearTimeout(timer);
+      watcher.close();
+    },
+  };
+}

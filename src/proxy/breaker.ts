@@ -1,0 +1,212 @@
+// One breaker per endpoint. opossum keeps the rolling window and decides when to open;
+// this class adds what opossum lacks: a half-open ramp (several steps of concurrent trials),
+// holds that keep it open for a provider's Retry-After, and a state that is a discriminated
+// union, so "half-open with no step" cannot be written.
+import CircuitBreaker from 'opossum';
+import type { Clock } from '../clock.ts';
+import type { BreakerConfig } from '../config/runtime.ts';
+import type { BreakerVerdict } from './outcome.ts';
+
+export type BreakerState =
+  | { kind: 'closed'; since: number }
+  | { kind: 'open'; since: number; until: number; reason: string }
+  | { kind: 'halfOpen'; since: number; step: number; admitted: number; succeeded: number };
+
+export type BreakerStateName = BreakerState['kind'];
+
+/** Proof of admission. Its epoch ties the outcome to the state it was admitted in. */
+export interface Ticket {
+  epoch: number;
+  trial: boolean;
+}
+
+export type Admission = { admitted: true; ticket: Ticket } | { admitted: false; retryAt: number };
+
+export interface Transition {
+  from: BreakerStateName;
+  to: BreakerStateName;
+  reason: string;
+}
+
+const FAILURE = Object.freeze(new Error('attempt failed')) as Error;
+type Fire = (verdict: 'success' | 'failure') => Promise<void>;
+const action: Fire = (verdict) => (verdict === 'success' ? Promise.resolve() : Promise.reject(FAILURE));
+
+export class Breaker {
+  readonly config: BreakerConfig;
+  #clock: Clock;
+  #state: BreakerState;
+  #epoch = 0;
+  #cb: CircuitBreaker<[verdict: 'success' | 'failure'], void>;
+  #timer: NodeJS.Timeout | undefined;
+  /** the latest time a provider asked us to stay away (Retry-After), extends the next opening */
+  #holdUntil = 0;
+  #onTransition: (t: Transition, state: BreakerState) => void;
+
+  constructor(config: BreakerConfig, clock: Clock, onTransition: (t: Transition, state: BreakerState) => void, seed?: BreakerState) {
+    this.config = config;
+    this.#clock = clock;
+    this.#onTransition = onTransition;
+    this.#cb = this.#newCircuit();
+    const now = clock.now();
+    this.#state = { kind: 'closed', since: now };
+    if (seed && seed.kind !== 'closed') this.#seed(seed);
+  }
+
+  get state(): BreakerState {
+    this.#refresh();
+    return this.#state;
+  }
+
+  /** counts in the current window, for /debug/state */
+  window(): { fires: number; failures: number; successes: number } {
+    const s = this.#cb.stats;
+    return { fires: s.fires, failures: s.failures, successes: s.successes };
+  }
+
+  /** the earliest time this breaker may admit something (now when it admits now) */
+  availableAt(): number {
+    this.#refresh();
+    return this.#state.kind === 'open' ? this.#state.until : this.#clock.now();
+  }
+
+  admit(): Admission {
+    this.#refresh();
+    const s = this.#state;
+    switch (s.kind) {
+      case 'closed':
+        return { admitted: true, ticket: { epoch: this.#epoch, trial: false } };
+      case 'open':
+        return { admitted: false, retryAt: s.until };
+      case 'halfOpen': {
+        const allowance = this.config.halfOpenRamp[s.step] ?? 1;
+        if (s.admitted >= allowance) return { admitted: false, retryAt: this.#clock.now() + 100 };
+        s.admitted++;
+        return { admitted: true, ticket: { epoch: this.#epoch, trial: true } };
+      }
+    }
+  }
+
+  /** each attempt's outcome, once */
+  record(ticket: Ticket, verdict: BreakerVerdict): void {
+    if (ticket.epoch !== this.#epoch) return; // admitted under an earlier state: that episode is over
+    const s = this.#state;
+    if (s.kind === 'closed') {
+      if (verdict !== 'ignore') this.#cb.fire(verdict).catch(() => undefined);
+      return;
+    }
+    if (s.kind !== 'halfOpen' || !ticket.trial) return;
+    if (verdict === 'ignore') {
+      s.admitted = Math.max(0, s.admitted - 1); // the trial told us nothing: free its slot
+    } else if (verdict === 'failure') {
+      this.#openFor(this.config.openDurationMs, 'half-open trial failed');
+    } else {
+      s.succeeded++;
+      const allowance = this.config.halfOpenRamp[s.step] ?? 1;
+      if (s.succeeded < allowance) return;
+      if (s.step + 1 < this.config.halfOpenRamp.length) {
+        this.#set({ kind: 'halfOpen', since: s.since, step: s.step + 1, admitted: 0, succeeded: 0 }, `ramp step ${s.step + 1} passed`, false);
+      } else {
+        this.#close('half-open ramp completed');
+      }
+    }
+  }
+
+  /**
+   * A provider asked for a wait (Retry-After). If the breaker is open it stays open at least
+   * that long; if it opens later within the wait, it opens for the wait.
+   */
+  hold(untilMs: number): void {
+    this.#holdUntil = Math.max(this.#holdUntil, untilMs);
+    const s = this.#state;
+    if (s.kind === 'open' && untilMs > s.until) {
+      this.#state = { ...s, until: untilMs };
+      this.#schedule(untilMs);
+    }
+  }
+
+  /** admin action: open now, for openDuration */
+  forceOpen(reason = 'opened by an operator'): void {
+    this.#openFor(this.config.openDurationMs, reason);
+  }
+
+  /** admin action: close now and forget the window */
+  reset(reason = 'reset by an operator'): void {
+    this.#holdUntil = 0;
+    this.#close(reason);
+  }
+
+  dispose(): void {
+    this.#clock.clearTimeout(this.#timer);
+    this.#cb.shutdown();
+  }
+
+  #newCircuit(): CircuitBreaker<[verdict: 'success' | 'failure'], void> {
+    const config = this.config;
+    const cb = new CircuitBreaker(action, {
+      timeout: false, // Breakwater enforces its own timeouts, so a timeout is classified like any other outcome
+      resetTimeout: config.openDurationMs, // unused: this class decides when to half-open
+      errorThresholdPercentage: config.errorThresholdPercentage,
+      volumeThreshold: config.volumeThreshold,
+      rollingCountTimeout: config.rollingWindowMs,
+      rollingCountBuckets: 10,
+      rollingPercentilesEnabled: false,
+      enableSnapshots: false,
+    });
+    // opossum decides from its window; mirror its decision unless we already left closed
+    cb.on('open', () => {
+      if (this.#state.kind === 'closed') this.#openFor(config.openDurationMs, 'error rate over threshold');
+    });
+    return cb;
+  }
+
+  #seed(seed: BreakerState): void {
+    // state first: opossum's 'open' event must not look like a fresh decision
+    if (seed.kind === 'open') {
+      this.#state = { ...seed };
+      this.#schedule(seed.until);
+    } else if (seed.kind === 'halfOpen') {
+      const step = Math.min(seed.step, this.config.halfOpenRamp.length - 1);
+      this.#state = { kind: 'halfOpen', since: seed.since, step, admitted: 0, succeeded: 0 };
+    }
+    this.#cb.open();
+  }
+
+  #openFor(durationMs: number, reason: string): void {
+    const now = this.#clock.now();
+    const until = Math.max(now + durationMs, this.#holdUntil);
+    this.#set({ kind: 'open', since: now, until, reason }, reason, true);
+    this.#cb.open(); // after the state change, so opossum's 'open' event is not mistaken for a new decision
+    this.#schedule(until);
+  }
+
+  #close(reason: string): void {
+    this.#clock.clearTimeout(this.#timer);
+    // a fresh window: the failures that opened the breaker must not reopen it at once
+    this.#cb.shutdown();
+    this.#cb = this.#newCircuit();
+    this.#set({ kind: 'closed', since: this.#clock.now() }, reason, true);
+  }
+
+  #schedule(at: number): void {
+    this.#clock.clearTimeout(this.#timer);
+    const timer = this.#clock.setTimeout(() => this.#refresh(), Math.max(0, at - this.#clock.now()));
+    timer.unref?.();
+    this.#timer = timer;
+  }
+
+  /** open -> half-open happens when time passes; checked lazily and by a timer (for events) */
+  #refresh(): void {
+    const s = this.#state;
+    if (s.kind === 'open' && this.#clock.now() >= s.until) {
+      this.#set({ kind: 'halfOpen', since: this.#clock.now(), step: 0, admitted: 0, succeeded: 0 }, 'open duration elapsed', true);
+    }
+  }
+
+  #set(next: BreakerState, reason: string, newEpoch: boolean): void {
+    const from = this.#state.kind;
+    this.#state = next;
+    if (newEpoch) this.#epoch++;
+    if (from !== next.kind) this.#onTransition({ from, to: next.kind, reason }, next);
+  }
+}

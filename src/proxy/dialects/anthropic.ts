@@ -1,0 +1,56 @@
+// The Anthropic Messages dialect.
+import type { Outcome } from '../outcome.ts';
+import type { DialectRules, ErrorClassInput, OwnErrorKind } from './types.ts';
+
+const TYPE: Record<OwnErrorKind, string> = {
+  breaker_open: 'overloaded_error',
+  budget_exhausted: 'overloaded_error',
+  deadline_exceeded: 'timeout_error',
+  upstream_unavailable: 'api_error',
+  upstream_timeout: 'timeout_error',
+  invalid_request: 'invalid_request_error',
+  payload_too_large: 'request_too_large',
+  not_found: 'not_found_error',
+  shutting_down: 'overloaded_error',
+  stream_broken: 'api_error',
+  internal: 'api_error',
+};
+
+function errorObject(kind: OwnErrorKind, message: string, requestId: string): string {
+  return JSON.stringify({ type: 'error', error: { type: TYPE[kind], message: `${message} (breakwater request ${requestId})` }, request_id: requestId });
+}
+
+function errorOf(body: unknown): { type?: unknown; message?: unknown } | undefined {
+  return (body as { error?: { type?: unknown; message?: unknown } } | undefined)?.error;
+}
+
+function classifyError({ status, body, retryAfterMs }: ErrorClassInput): Outcome {
+  const error = errorOf(body);
+  const message = typeof error?.message === 'string' ? error.message : '';
+  if (status === 529 || error?.type === 'overloaded_error') return { kind: 'throttled', status, scope: 'model', retryAfterMs };
+  if (status === 429) return { kind: 'throttled', status, scope: 'endpoint', retryAfterMs };
+  if (status === 401 || status === 403) return { kind: 'account', status, reason: typeof error?.type === 'string' ? error.type : 'unauthorized' };
+  // Anthropic reports an exhausted prepaid balance as a 400; it is an account problem, not the request's.
+  if (status === 400 && /credit balance/i.test(message)) return { kind: 'account', status, reason: 'credit balance too low' };
+  if (status === 408 || status >= 500) return { kind: 'server_error', status, retryAfterMs };
+  return { kind: 'client_fault', status };
+}
+
+function invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }): string | undefined {
+  if (typeof body !== 'object' || body === null) return 'body is not a JSON object';
+  const b = body as { type?: unknown; content?: unknown; error?: unknown };
+  if (checks.errorInBody && (b.type === 'error' || (b.error !== undefined && b.error !== null))) return 'error object in a 200 body';
+  if (checks.emptyChoices && b.type === 'message' && Array.isArray(b.content) && b.content.length === 0) return 'empty content';
+  return undefined;
+}
+
+export const anthropic: DialectRules = {
+  name: 'anthropic',
+  errorBody: errorObject,
+  sseErrorEvent: (kind, message, requestId) => `event: error\ndata: ${errorObject(kind, message, requestId)}\n\n`,
+  classifyError,
+  invalidBody,
+  isTerminalEvent: (event) => event === 'message_stop',
+  isErrorEvent: (event) => event === 'error',
+  maxTokenFields: ['max_tokens'],
+};

@@ -1,0 +1,62 @@
+// The OpenAI dialect (and every OpenAI-compatible provider: Azure, vLLM, Gemini's and
+// Anthropic's compatibility APIs, OpenRouter, Groq...).
+import type { Outcome } from '../outcome.ts';
+import type { DialectRules, ErrorClassInput, OwnErrorKind } from './types.ts';
+
+const TYPE: Record<OwnErrorKind, string> = {
+  breaker_open: 'server_error',
+  budget_exhausted: 'server_error',
+  deadline_exceeded: 'timeout',
+  upstream_unavailable: 'server_error',
+  upstream_timeout: 'timeout',
+  invalid_request: 'invalid_request_error',
+  payload_too_large: 'invalid_request_error',
+  not_found: 'invalid_request_error',
+  shutting_down: 'server_error',
+  stream_broken: 'server_error',
+  internal: 'server_error',
+};
+
+function errorObject(kind: OwnErrorKind, message: string, requestId: string): string {
+  return JSON.stringify({ error: { message: `${message} (breakwater request ${requestId})`, type: TYPE[kind], param: null, code: kind } });
+}
+
+function code(body: unknown): string | undefined {
+  const error = (body as { error?: { code?: unknown; type?: unknown } } | undefined)?.error;
+  if (typeof error?.code === 'string') return error.code;
+  return typeof error?.type === 'string' ? error.type : undefined;
+}
+
+function classifyError({ status, body, retryAfterMs }: ErrorClassInput): Outcome {
+  const c = code(body);
+  if (c === 'insufficient_quota') return { kind: 'account', status, reason: 'insufficient_quota' };
+  if (status === 429) return { kind: 'throttled', status, scope: c === 'rate_limit_exceeded' ? 'model' : 'endpoint', retryAfterMs };
+  if (status === 401 || status === 403) return { kind: 'account', status, reason: c ?? (status === 401 ? 'unauthorized' : 'forbidden') };
+  if (status === 529) return { kind: 'throttled', status, scope: 'endpoint', retryAfterMs };
+  if (status === 408 || status >= 500) return { kind: 'server_error', status, retryAfterMs };
+  return { kind: 'client_fault', status };
+}
+
+function invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }): string | undefined {
+  if (typeof body !== 'object' || body === null) return 'body is not a JSON object';
+  const b = body as { error?: unknown; choices?: unknown; object?: unknown; data?: unknown };
+  if (checks.errorInBody && b.error !== undefined && b.error !== null) return 'error object in a 200 body';
+  if (checks.emptyChoices) {
+    if (Array.isArray(b.choices) && b.choices.length === 0) return 'empty choices';
+    if (typeof b.object === 'string' && b.object.startsWith('chat.completion') && !Array.isArray(b.choices)) return 'no choices';
+    if (b.object === 'list' && Array.isArray(b.data) && b.data.length === 0) return 'empty data';
+  }
+  return undefined;
+}
+
+export const openai: DialectRules = {
+  name: 'openai',
+  errorBody: errorObject,
+  sseErrorEvent: (kind, message, requestId) => `event: error\ndata: ${errorObject(kind, message, requestId)}\n\n`,
+  classifyError,
+  invalidBody,
+  isTerminalEvent: (event, data) =>
+    event === undefined ? data === '[DONE]' : event === 'response.completed' || event === 'response.incomplete' || event === 'response.failed',
+  isErrorEvent: (event, data) => event === 'error' || (event === undefined && data.startsWith('{"error"')),
+  maxTokenFields: ['max_tokens', 'max_completion_tokens', 'max_output_tokens'],
+};

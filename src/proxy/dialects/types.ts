@@ -1,0 +1,47 @@
+// What differs between API dialects: error shapes, how errors and bodies are classified,
+// which SSE event ends a stream, and how a fallback rewrites the body.
+import type { Outcome } from '../outcome.ts';
+
+/** Errors Breakwater itself produces. Each maps to one HTTP status (rescue.ts). */
+export type OwnErrorKind =
+  | 'breaker_open'
+  | 'budget_exhausted'
+  | 'deadline_exceeded'
+  | 'upstream_unavailable'
+  | 'upstream_timeout'
+  | 'invalid_request'
+  | 'payload_too_large'
+  | 'not_found'
+  | 'shutting_down'
+  | 'stream_broken'
+  | 'internal';
+
+export interface ErrorClassInput {
+  status: number;
+  /** the parsed error body, when it was JSON */
+  body: unknown;
+  retryAfterMs: number | undefined;
+}
+
+export interface DialectRules {
+  name: 'openai' | 'anthropic';
+  /** JSON error body in this dialect's shape */
+  errorBody(kind: OwnErrorKind, message: string, requestId: string): string;
+  /** a complete SSE event the official SDK raises as an error */
+  sseErrorEvent(kind: OwnErrorKind, message: string, requestId: string): string;
+  /** an HTTP error status (>= 400) from the provider, as an outcome */
+  classifyError(input: ErrorClassInput): Outcome;
+  /** a 2xx JSON body that is not a real answer: the reason, else undefined */
+  invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }): string | undefined;
+  /** SSE: does this event end the stream properly? */
+  isTerminalEvent(event: string | undefined, data: string): boolean;
+  /** SSE: is this event the provider reporting an error? */
+  isErrorEvent(event: string | undefined, data: string): boolean;
+  /** body fields a fallback's maxTokens caps */
+  maxTokenFields: readonly string[];
+}
+
+export function errorMessageOf(body: unknown): string {
+  const error = (body as { error?: { message?: unknown } } | undefined)?.error;
+  return typeof error?.message === 'string' ? error.message : '';
+}

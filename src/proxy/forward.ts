@@ -1,0 +1,232 @@
+// One attempt against one endpoint, up to the commit point: send the request, wait for the
+// headers, and read far enough to know the answer is real (a whole JSON body, or a stream's
+// first data event). Nothing is written to the app here, so any failure can still fail over.
+import type { IncomingHttpHeaders } from 'node:http';
+import { TextDecoder } from 'node:util';
+import { pipeline, type Readable } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
+import type { Clock } from '../clock.ts';
+import type { TimeoutsConfig } from '../config/runtime.ts';
+import { classifyHttpError, classifyJsonBody, classifyTransport, type AbortCause } from './classify.ts';
+import type { DialectRules } from './dialects/types.ts';
+import type { EndpointRuntime } from './endpoint.ts';
+import type { Outcome } from './outcome.ts';
+import { SseScanner } from './stream.ts';
+
+export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+const MAX_ERROR_BODY_BYTES = 1024 * 1024;
+
+export interface AttemptRequest {
+  method: string;
+  /** path after the upstream prefix, starting with '/' */
+  path: string;
+  /** '' or '?a=b' */
+  search: string;
+  /** the app's headers, filtered (no hop-by-hop, no credentials) */
+  headers: Record<string, string | string[]>;
+  body: Buffer | Readable | undefined;
+  deadline: number;
+  appSignal: AbortSignal;
+  timeouts: TimeoutsConfig;
+  dialect: DialectRules;
+  validate: { emptyChoices: boolean; errorInBody: boolean };
+}
+
+export type ResponseBody =
+  | { kind: 'buffered'; bytes: Buffer }
+  | { kind: 'sse'; first: string; scanner: SseScanner; rest: AsyncIterator<Buffer>; decoder: TextDecoder }
+  | { kind: 'raw'; stream: Readable };
+
+export type AttemptResult =
+  | { kind: 'answer'; outcome: Outcome; status: number; headers: IncomingHttpHeaders; body: ResponseBody; live: LiveAttempt }
+  | { kind: 'failed'; outcome: Outcome; response: { status: number; headers: IncomingHttpHeaders; bytes: Buffer } | undefined };
+
+/** The timers and abort switch of one attempt; kept alive past the commit for streams. */
+export class LiveAttempt {
+  readonly controller = new AbortController();
+  cause: AbortCause | undefined;
+  #clock: Clock;
+  #phase: NodeJS.Timeout | undefined;
+  #deadline: NodeJS.Timeout | undefined;
+  #appSignal: AbortSignal;
+  #onAppAbort = () => this.abort({ kind: 'cancelled', reason: 'client_disconnected' });
+
+  constructor(clock: Clock, deadline: number, appSignal: AbortSignal) {
+    this.#clock = clock;
+    this.#appSignal = appSignal;
+    this.#deadline = clock.setTimeout(() => this.abort({ kind: 'cancelled', reason: 'deadline' }), Math.max(0, deadline - clock.now()));
+    appSignal.addEventListener('abort', this.#onAppAbort, { once: true });
+    if (appSignal.aborted) this.#onAppAbort();
+  }
+
+  /** starts (or replaces) the timer for the current phase */
+  arm(phase: 'firstByte' | 'response' | 'idle', ms: number): void {
+    this.#clock.clearTimeout(this.#phase);
+    this.#phase = this.#clock.setTimeout(() => this.abort({ kind: 'timeout', phase }), ms);
+  }
+
+  disarm(): void {
+    this.#clock.clearTimeout(this.#phase);
+    this.#phase = undefined;
+  }
+
+  abort(cause: AbortCause): void {
+    if (this.controller.signal.aborted) return;
+    this.cause = cause;
+    this.controller.abort(new Error(cause.kind === 'timeout' ? `timeout: ${cause.phase}` : cause.reason));
+  }
+
+  dispose(): void {
+    this.#clock.clearTimeout(this.#phase);
+    this.#clock.clearTimeout(this.#deadline);
+    this.#appSignal.removeEventListener('abort', this.#onAppAbort);
+  }
+}
+
+function decoderFor(encoding: string | string[] | undefined): 'gzip' | 'deflate' | 'br' | undefined {
+  const e = (Array.isArray(encoding) ? encoding[0] : encoding)?.trim().toLowerCase();
+  if (e === 'gzip' || e === 'x-gzip') return 'gzip';
+  if (e === 'deflate') return 'deflate';
+  if (e === 'br') return 'br';
+  return undefined;
+}
+
+function decodeWhole(bytes: Buffer, coding: ReturnType<typeof decoderFor>): Buffer {
+  switch (coding) {
+    case 'gzip':
+      return gunzipSync(bytes);
+    case 'deflate':
+      return inflateSync(bytes);
+    case 'br':
+      return brotliDecompressSync(bytes);
+    case undefined:
+      return bytes;
+  }
+}
+
+function decodingStream(body: Readable, coding: ReturnType<typeof decoderFor>): Readable {
+  if (coding === undefined) return body;
+  const decoder = coding === 'gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : createBrotliDecompress();
+  return pipeline(body, decoder, () => undefined); // errors surface on the decoder
+}
+
+async function readAll(body: Readable, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw Object.assign(new Error('response body over the limit'), { code: 'BREAKWATER_RESPONSE_TOO_LARGE' });
+    chunks.push(chunk as Buffer);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+function isJson(contentType: string | undefined): boolean {
+  return contentType !== undefined && contentType.includes('json');
+}
+
+/** Failures after the headers arrived: a cut connection is a broken response, not a connect error. */
+function classifyBodyError(error: unknown, cause: AbortCause | undefined): Outcome {
+  if (cause) return classifyTransport(error, cause);
+  const code = (error as { code?: unknown }).code;
+  if (code === 'UND_ERR_BODY_TIMEOUT') return { kind: 'timeout', phase: 'idle' };
+  if (code === 'BREAKWATER_RESPONSE_TOO_LARGE') return { kind: 'invalid_response', reason: 'response body over the limit' };
+  if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR') return { kind: 'invalid_response', reason: 'corrupt compressed body' };
+  return { kind: 'invalid_response', reason: 'connection lost mid-response' };
+}
+
+export function requestPath(endpoint: EndpointRuntime, path: string, search: string): string {
+  const { basePath, query } = endpoint.config;
+  if (query === '') return basePath + path + search;
+  return basePath + path + (search === '' ? `?${query.slice(1)}` : search + query);
+}
+
+export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, body: Buffer | Readable | undefined, clock: Clock): Promise<AttemptResult> {
+  const live = new LiveAttempt(clock, req.deadline, req.appSignal);
+  const { timeouts } = req;
+  const headers: Record<string, string | string[]> = { ...req.headers, 'accept-encoding': 'gzip, deflate, br' };
+  for (const [k, v] of endpoint.config.headers) headers[k] = v;
+  const auth = endpoint.config.auth;
+  if (auth) headers[auth.header] = auth.value.reveal();
+  if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length);
+
+  const started = clock.now();
+  let response;
+  try {
+    response = await endpoint.dispatcher.request({
+      origin: endpoint.config.origin,
+      path: requestPath(endpoint, req.path, req.search),
+      method: req.method as 'POST',
+      headers,
+      body,
+      signal: live.controller.signal,
+      headersTimeout: Math.max(1, Math.min(timeouts.firstByteMs, req.deadline - started + 1000)),
+      bodyTimeout: timeouts.idleMs,
+    });
+  } catch (error) {
+    live.dispose();
+    return { kind: 'failed', outcome: classifyTransport(error, live.cause), response: undefined };
+  }
+  endpoint.ttfb.observe((clock.now() - started) / 1000);
+  const { statusCode: status, headers: resHeaders } = response;
+  const coding = decoderFor(resHeaders['content-encoding']);
+  const contentType = resHeaders['content-type'] as string | undefined;
+
+  try {
+    if (status >= 400) {
+      live.arm('response', timeouts.responseMs);
+      const bytes = decodeWhole(await readAll(response.body, MAX_ERROR_BODY_BYTES), coding);
+      live.dispose();
+      let parsed: unknown;
+      try {
+        parsed = isJson(contentType) || bytes[0] === 0x7b ? JSON.parse(bytes.toString('utf8')) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      const outcome = classifyHttpError(req.dialect, status, resHeaders, parsed, clock.now());
+      const answer = { status, headers: resHeaders, bytes };
+      if (outcome.kind === 'client_fault') return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes }, live };
+      return { kind: 'failed', outcome, response: answer };
+    }
+
+    if (contentType?.startsWith('text/event-stream')) {
+      // hold the status and headers until the first data event: a 200 that dies first can fail over
+      live.arm('firstByte', Math.max(1, timeouts.firstByteMs - (clock.now() - started)));
+      const scanner = new SseScanner(req.dialect);
+      const decoder = new TextDecoder();
+      const rest = decodingStream(response.body, coding)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+      let first = '';
+      while (scanner.dataEvents === 0 && scanner.errorData === undefined) {
+        const next = await rest.next();
+        if (next.done) {
+          live.dispose();
+          return { kind: 'failed', outcome: { kind: 'invalid_response', reason: 'stream ended before its first event' }, response: undefined };
+        }
+        first += scanner.push(decoder.decode(next.value, { stream: true }));
+      }
+      if (scanner.dataEvents === 0) {
+        live.dispose();
+        response.body.destroy();
+        return { kind: 'failed', outcome: { kind: 'server_error', status: 502, retryAfterMs: undefined }, response: undefined };
+      }
+      live.disarm();
+      return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'sse', first, scanner, rest, decoder }, live };
+    }
+
+    if (isJson(contentType) || contentType === undefined) {
+      live.arm('response', timeouts.responseMs);
+      const bytes = decodeWhole(await readAll(response.body, MAX_RESPONSE_BYTES), coding);
+      live.dispose();
+      const outcome = isJson(contentType) ? classifyJsonBody(req.dialect, bytes.toString('utf8'), req.validate) : ({ kind: 'ok' } as const);
+      if (outcome.kind !== 'ok') return { kind: 'failed', outcome, response: undefined };
+      return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes }, live };
+    }
+
+    // anything else (audio, files): committed at the headers, streamed as it comes
+    return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'raw', stream: response.body }, live };
+  } catch (error) {
+    live.dispose();
+    response.body.destroy();
+    return { kind: 'failed', outcome: classifyBodyError(error, live.cause), response: undefined };
+  }
+}

@@ -1,0 +1,80 @@
+// The typed result of one attempt. classify.ts is the only place that produces these; retry,
+// breaker, metrics and logs all read the same value.
+import type { ChargeableOutcome } from '../config/schema.ts';
+
+export type Outcome =
+  | { kind: 'ok' }
+  /** the provider answered that the request itself is wrong: pass it through, the provider is healthy */
+  | { kind: 'client_fault'; status: number }
+  /** the provider is out of capacity; scope 'model' holds only (endpoint, model) */
+  | { kind: 'throttled'; status: number; scope: 'endpoint' | 'model'; retryAfterMs: number | undefined }
+  /** 401/403/insufficient quota: this endpoint cannot serve anyone for a while */
+  | { kind: 'account'; status: number; reason: string }
+  | { kind: 'server_error'; status: number; retryAfterMs: number | undefined }
+  | { kind: 'timeout'; phase: 'connect' | 'firstByte' | 'response' | 'idle' }
+  | { kind: 'connect'; code: string }
+  | { kind: 'invalid_response'; reason: string }
+  /** the app went away or its own deadline passed: recorded as nothing */
+  | { kind: 'cancelled'; reason: 'client_disconnected' | 'deadline' };
+
+export type OutcomeKind = Outcome['kind'];
+
+/** What a breaker learns from an outcome. */
+export type BreakerVerdict = 'success' | 'failure' | 'ignore';
+
+export function breakerVerdict(outcome: Outcome, failOn: ReadonlySet<ChargeableOutcome>): BreakerVerdict {
+  switch (outcome.kind) {
+    case 'ok':
+    case 'client_fault':
+      return 'success';
+    case 'cancelled':
+    case 'account': // holds the endpoint instead (see endpoint.ts); a key problem is not an outage
+      return 'ignore';
+    case 'throttled':
+    case 'server_error':
+    case 'timeout':
+    case 'connect':
+    case 'invalid_response':
+      return failOn.has(outcome.kind) ? 'failure' : 'success';
+  }
+}
+
+/** Outcomes after which another endpoint (or a later retry) may still succeed. */
+export function isRetryable(outcome: Outcome): boolean {
+  switch (outcome.kind) {
+    case 'throttled':
+    case 'server_error':
+    case 'timeout':
+    case 'connect':
+    case 'invalid_response':
+    case 'account':
+      return true;
+    case 'ok':
+    case 'client_fault':
+    case 'cancelled':
+      return false;
+  }
+}
+
+export function describeOutcome(outcome: Outcome): string {
+  switch (outcome.kind) {
+    case 'ok':
+      return 'ok';
+    case 'client_fault':
+      return `client fault ${outcome.status}`;
+    case 'throttled':
+      return `throttled ${outcome.status}${outcome.scope === 'model' ? ' (model)' : ''}`;
+    case 'account':
+      return `account error ${outcome.status}: ${outcome.reason}`;
+    case 'server_error':
+      return `server error ${outcome.status}`;
+    case 'timeout':
+      return `timeout (${outcome.phase})`;
+    case 'connect':
+      return `connection failed (${outcome.code})`;
+    case 'invalid_response':
+      return `invalid response: ${outcome.reason}`;
+    case 'cancelled':
+      return `cancelled (${outcome.reason})`;
+  }
+}

@@ -1,0 +1,80 @@
+// The one place an error becomes the app's HTTP response: Breakwater's own errors in the
+// upstream's dialect, provider errors passed on, and the headers every response carries.
+// Every error the app receives says x-should-retry: false, so the official SDKs do not
+// multiply load by retrying what Breakwater already retried.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { DialectRules, OwnErrorKind } from './dialects/types.ts';
+
+export const OWN_STATUS: Record<OwnErrorKind, number> = {
+  breaker_open: 503,
+  budget_exhausted: 503,
+  deadline_exceeded: 504,
+  upstream_unavailable: 502,
+  upstream_timeout: 504,
+  invalid_request: 400,
+  payload_too_large: 413,
+  not_found: 404,
+  shutting_down: 503,
+  stream_broken: 502,
+  internal: 500,
+};
+
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authenticate', 'proxy-authorization', 'host', 'content-length',
+]);
+
+/** Provider response headers fit to pass on. `decoded`: the body was decompressed here. */
+export function responseHeaders(upstream: IncomingHttpHeaders, decoded: boolean): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const name in upstream) {
+    if (HOP_BY_HOP.has(name) || (decoded && name === 'content-encoding')) continue;
+    out[name] = upstream[name];
+  }
+  return out;
+}
+
+export function sendOwnError(
+  res: ServerResponse,
+  dialect: DialectRules,
+  kind: OwnErrorKind,
+  message: string,
+  requestId: string,
+  extra: { retryAfterMs?: number; attempts?: number; close?: boolean } = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = dialect.errorBody(kind, message, requestId);
+  const headers: OutgoingHttpHeaders = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-should-retry': 'false',
+    'x-breakwater-request-id': requestId,
+    'x-breakwater-error': kind,
+  };
+  if (extra.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(extra.retryAfterMs / 1000)));
+  if (extra.attempts !== undefined) headers['x-breakwater-attempts'] = String(extra.attempts);
+  if (extra.close) headers.connection = 'close';
+  res.writeHead(OWN_STATUS[kind], headers);
+  res.end(body);
+}
+
+/** A provider's error response, passed on after Breakwater's own retries. */
+export function sendProviderError(
+  res: ServerResponse,
+  response: { status: number; headers: IncomingHttpHeaders; bytes: Buffer },
+  requestId: string,
+  extra: { attempts: number; endpoint: string; retryAfterMs: number | undefined },
+): void {
+  const headers = responseHeaders(response.headers, true);
+  headers['content-length'] = response.bytes.length;
+  headers['x-should-retry'] = 'false';
+  headers['x-breakwater-request-id'] = requestId;
+  headers['x-breakwater-endpoint'] = extra.endpoint;
+  headers['x-breakwater-attempts'] = String(extra.attempts);
+  if (headers['retry-after'] === undefined && extra.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(extra.retryAfterMs / 1000)));
+  res.writeHead(response.status, headers);
+  res.end(response.bytes);
+}

@@ -1,0 +1,135 @@
+// Backoff with jitter, provider waits (Retry-After), the retry budget and the deadline.
+import type { Clock } from '../clock.ts';
+import type { RetryConfig } from '../config/runtime.ts';
+
+/** Exponential backoff ceiling for the n-th wait (n >= 1), with full jitter: uniform in [0, ceiling). */
+export function backoffMs(n: number, backoff: RetryConfig['backoff'], random: () => number = Math.random): number {
+  const ceiling = Math.min(backoff.maxMs, backoff.initialMs * 2 ** (n - 1));
+  return backoff.jitter === 'full' ? Math.floor(random() * ceiling) : ceiling;
+}
+
+type HeaderBag = Record<string, string | string[] | undefined>;
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The provider's wait, from retry-after-ms, x-ms-retry-after-ms or retry-after (seconds or an HTTP date). */
+export function retryAfterMs(headers: HeaderBag, now: number): number | undefined {
+  const ms = first(headers['retry-after-ms']) ?? first(headers['x-ms-retry-after-ms']);
+  if (ms !== undefined) {
+    const value = Number(ms);
+    if (Number.isFinite(value) && value >= 0) return Math.ceil(value);
+  }
+  const after = first(headers['retry-after']);
+  if (after === undefined) return undefined;
+  const seconds = Number(after);
+  if (Number.isFinite(seconds)) return seconds >= 0 ? Math.ceil(seconds * 1000) : undefined;
+  const date = Date.parse(after);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** The request's deadline: the sooner of timeouts.total, x-breakwater-timeout (ms or Go duration) and X-Stainless-Timeout (s). */
+export function deadlineFor(start: number, totalMs: number, headers: HeaderBag): number {
+  let budget = totalMs;
+  const own = first(headers['x-breakwater-timeout']);
+  if (own !== undefined) {
+    const value = parseTimeoutHeader(own);
+    if (value !== undefined) budget = Math.min(budget, value);
+  }
+  const sdk = Number(first(headers['x-stainless-timeout']));
+  if (Number.isFinite(sdk) && sdk > 0) budget = Math.min(budget, sdk * 1000);
+  return start + budget;
+}
+
+function parseTimeoutHeader(value: string): number | undefined {
+  const match = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m)?$/.exec(value.trim());
+  if (!match) return undefined;
+  const n = Number(match[1]);
+  return match[2] === 's' ? n * 1000 : match[2] === 'm' ? n * 60_000 : n;
+}
+
+/**
+ * Retries across all requests of an upstream are capped: every first attempt deposits `ratio`
+ * tokens (which expire after 10 s), every later attempt (retries and failovers alike) withdraws
+ * one; a reserve refilling at `minPerSecond` lets low-traffic upstreams retry at all. So over
+ * any run, retries <= ratio * first attempts + minPerSecond * elapsed seconds.
+ */
+export class RetryBudget {
+  static readonly WINDOW_MS = 10_000;
+  #clock: Clock;
+  #ratio: number;
+  #minPerSecond: number;
+  /** deposits per second-bucket, for expiry */
+  #deposits: { second: number; amount: number }[] = [];
+  #earned = 0;
+  #reserve = 0;
+  #reserveAt: number;
+
+  constructor(budget: RetryConfig['budget'], clock: Clock) {
+    this.#clock = clock;
+    this.#ratio = budget.ratio;
+    this.#minPerSecond = budget.minPerSecond;
+    this.#reserveAt = clock.now();
+  }
+
+  /** config swaps keep the balance but take the new rates */
+  reconfigure(budget: RetryConfig['budget']): void {
+    this.#ratio = budget.ratio;
+    this.#minPerSecond = budget.minPerSecond;
+  }
+
+  recordFirstAttempt(): void {
+    const now = this.#clock.now();
+    this.#expire(now);
+    const second = Math.floor(now / 1000);
+    const last = this.#deposits.at(-1);
+    if (last && last.second === second) last.amount += this.#ratio;
+    else this.#deposits.push({ second, amount: this.#ratio });
+    this.#earned += this.#ratio;
+  }
+
+  /** takes one retry token; false when the budget is spent */
+  tryRetry(): boolean {
+    const now = this.#clock.now();
+    this.#expire(now);
+    if (this.#earned >= 1) {
+      this.#earned -= 1;
+      return true;
+    }
+    this.#refill(now);
+    if (this.#reserve >= 1) {
+      this.#reserve -= 1;
+      return true;
+    }
+    return false;
+  }
+
+  /** tokens available now (for /debug/state) */
+  available(): number {
+    const now = this.#clock.now();
+    this.#expire(now);
+    this.#refill(now);
+    return Math.floor(this.#earned) + Math.floor(this.#reserve);
+  }
+
+  #refill(now: number): void {
+    const cap = Math.max(1, this.#minPerSecond);
+    this.#reserve = Math.min(cap, this.#reserve + ((now - this.#reserveAt) / 1000) * this.#minPerSecond);
+    this.#reserveAt = now;
+  }
+
+  /** drops deposits older than the window; the balance never exceeds what the window deposited */
+  #expire(now: number): void {
+    const oldest = Math.floor((now - RetryBudget.WINDOW_MS) / 1000);
+    let dropped = false;
+    while (this.#deposits.length > 0 && this.#deposits[0]!.second <= oldest) {
+      this.#deposits.shift();
+      dropped = true;
+    }
+    if (dropped) {
+      const inWindow = this.#deposits.reduce((sum, d) => sum + d.amount, 0);
+      this.#earned = Math.min(this.#earned, inWindow);
+    }
+  }
+}

@@ -1,0 +1,94 @@
+// The snapshot holder. apply() builds a new set of upstream runtimes from compiled config and
+// swaps it in with one assignment; requests in flight keep the snapshot they started with.
+// Endpoints whose identity is unchanged keep breaker, pool and holds; removed ones drain.
+import type { Clock } from '../clock.ts';
+import type { ConfigError } from '../config/compile.ts';
+import type { UpstreamConfig } from '../config/runtime.ts';
+import type { ConfigSink } from '../config/sink.ts';
+import type { Logger } from '../telemetry/log.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { EndpointRuntime } from './endpoint.ts';
+import { RetryBudget } from './retry.ts';
+import { UpstreamRuntime } from './upstream.ts';
+
+export interface Snapshot {
+  generation: number;
+  source: string;
+  appliedAt: number;
+  upstreams: ReadonlyMap<string, UpstreamRuntime>;
+}
+
+export interface RuntimeDeps {
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export class ProxyRuntime implements ConfigSink {
+  #snapshot: Snapshot | undefined;
+  #endpoints = new Map<string, EndpointRuntime>();
+  #budgets = new Map<string, RetryBudget>();
+  #deps: RuntimeDeps;
+  #listeners: ((s: Snapshot) => void)[] = [];
+  lastRejection: { at: number; source: string; message: string } | undefined;
+
+  constructor(deps: RuntimeDeps) {
+    this.#deps = deps;
+  }
+
+  /** undefined until the first config has been applied */
+  get snapshot(): Snapshot | undefined {
+    return this.#snapshot;
+  }
+
+  onApply(listener: (s: Snapshot) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  apply(configs: readonly UpstreamConfig[], source: string): void {
+    const { clock, metrics, log } = this.#deps;
+    const endpoints = new Map<string, EndpointRuntime>();
+    const upstreams = new Map<string, UpstreamRuntime>();
+    for (const config of configs) {
+      const eps = config.endpoints.map((e) => {
+        const existing = this.#endpoints.get(e.key);
+        if (existing) {
+          existing.reconfigure(e, config.breaker, config.timeouts);
+          endpoints.set(e.key, existing);
+          return existing;
+        }
+        const created = new EndpointRuntime(config.name, e, config.breaker, config.timeouts, this.#deps);
+        endpoints.set(e.key, created);
+        return created;
+      });
+      let budget = this.#budgets.get(config.name);
+      if (budget) budget.reconfigure(config.retry.budget);
+      else budget = new RetryBudget(config.retry.budget, clock);
+      upstreams.set(config.name, new UpstreamRuntime(config, eps, budget, metrics));
+    }
+    const removed = [...this.#endpoints].filter(([key]) => !endpoints.has(key)).map(([, e]) => e);
+    this.#endpoints = endpoints;
+    this.#budgets = new Map([...upstreams].map(([name, u]) => [name, u.budget]));
+    const generation = (this.#snapshot?.generation ?? 0) + 1;
+    this.#snapshot = { generation, source, appliedAt: clock.now(), upstreams };
+    for (const e of removed) {
+      log.info({ upstream: e.upstream, endpoint: e.name }, 'endpoint removed from config: draining');
+      e.drain().catch((err: unknown) => log.warn({ upstream: e.upstream, endpoint: e.name, err }, 'endpoint drain failed'));
+    }
+    metrics.configReloads.labels(source.split(':')[0]!, 'applied').inc();
+    metrics.configLastApplied.set(clock.now() / 1000);
+    log.info({ source, generation, upstreams: [...upstreams.keys()] }, 'config applied');
+    for (const listener of this.#listeners) listener(this.#snapshot);
+  }
+
+  reject(error: ConfigError, source: string): void {
+    this.lastRejection = { at: this.#deps.clock.now(), source, message: error.message };
+    this.#deps.metrics.configReloads.labels(source.split(':')[0]!, 'rejected').inc();
+    this.#deps.log.error({ source, document: error.document, path: error.path, reason: error.reason }, `config rejected, last good config keeps serving: ${error.message}`);
+  }
+
+  /** closes every pool (shutdown) */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#endpoints.values()].map((e) => e.drain()));
+  }
+}

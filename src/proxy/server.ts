@@ -1,0 +1,240 @@
+// The proxy listener on loopback: route by the first path segment, read (and bound) the
+// body of retryable calls so they can be replayed, then hand over to the attempt loop.
+// Shutdown stops accepting and lets in-flight requests and streams finish within the drain.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Clock } from '../clock.ts';
+import type { Logger } from '../telemetry/log.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { runAttempts, type ProxyRequest } from './attempt.ts';
+import type { RequestOutcome } from './commit.ts';
+import { openai } from './dialects/openai.ts';
+import type { DialectRules } from './dialects/types.ts';
+import { deadlineFor } from './retry.ts';
+import { sendOwnError } from './rescue.ts';
+import type { ProxyRuntime } from './runtime.ts';
+
+export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
+/** paths where another model's answer is acceptable (never embeddings: vectors do not mix) */
+const GENERATION_PATHS = new Set(['chat/completions', 'completions', 'messages', 'responses']);
+
+const DROP_REQUEST_HEADERS = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authorization', 'proxy-authenticate', 'host', 'content-length', 'accept-encoding',
+  // the app's own credentials never reach a provider: the endpoint's key replaces them
+  'authorization', 'x-api-key', 'api-key', 'x-goog-api-key',
+]);
+
+export interface ProxyServerOptions {
+  runtime: ProxyRuntime;
+  clock: Clock;
+  log: Logger;
+  metrics: Metrics;
+  maxBodyBytes?: number;
+}
+
+/** The app's headers minus hop-by-hop, credentials and Breakwater's own controls. */
+function forwardableHeaders(req: IncomingMessage): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const connectionListed = req.headers.connection?.toLowerCase().split(',').map((s) => s.trim());
+  for (const name in req.headers) {
+    if (DROP_REQUEST_HEADERS.has(name) || name.startsWith('x-breakwater-')) continue;
+    if (connectionListed?.includes(name)) continue;
+    const value = req.headers[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+type BodyRead = { kind: 'ok'; bytes: Buffer } | { kind: 'too_large' } | { kind: 'aborted' };
+
+/** Reads the request body up to `limit`; past it, keeps draining (bounded) so the 413 arrives cleanly. */
+function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
+  return new Promise((resolve) => {
+    const declared = Number(req.headers['content-length']);
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = Number.isFinite(declared) && declared > limit;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) over = true;
+      if (over) {
+        chunks.length = 0;
+        if (size > limit * 4) req.destroy(); // not worth draining further
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(over ? { kind: 'too_large' } : { kind: 'ok', bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) }));
+    req.on('error', () => resolve(over ? { kind: 'too_large' } : { kind: 'aborted' }));
+    req.on('close', () => {
+      if (!req.complete) resolve(over ? { kind: 'too_large' } : { kind: 'aborted' });
+    });
+  });
+}
+
+function normalizedPath(path: string): string {
+  const trimmed = path.replace(/^\/+|\/+$/g, '');
+  return trimmed.startsWith('v1/') ? trimmed.slice(3) : trimmed;
+}
+
+export class ProxyServer {
+  readonly #options: ProxyServerOptions;
+  readonly #servers: Server[] = [];
+  readonly #sockets = new Set<Socket>();
+  #draining = false;
+  inflight = 0;
+
+  constructor(options: ProxyServerOptions) {
+    this.#options = options;
+  }
+
+  /** Listens on host:port; on 127.0.0.1 also on ::1 when the machine has it. Returns the bound port. */
+  async listen(host: string, port: number): Promise<number> {
+    const bound = await this.#listenOne(host, port);
+    if (host === '127.0.0.1' || host === 'localhost') await this.#listenOne('::1', bound).catch(() => undefined);
+    return bound;
+  }
+
+  #listenOne(host: string, port: number): Promise<number> {
+    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => this.#handle(req, res));
+    server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.on('close', () => this.#sockets.delete(socket));
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        this.#servers.push(server);
+        resolve((server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  /** Stop accepting; wait for in-flight requests up to drainMs; then close what is left. */
+  async shutdown(drainMs: number): Promise<{ drained: boolean }> {
+    this.#draining = true;
+    const closed = Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    for (const s of this.#servers) s.closeIdleConnections();
+    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), drainMs).unref());
+    const result = await Promise.race([closed.then(() => 'closed' as const), timeout]);
+    if (result === 'timeout') for (const socket of this.#sockets) socket.destroy();
+    return { drained: result === 'closed' };
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    const requestId = randomUUID();
+    this.inflight++;
+    res.on('close', () => this.inflight--);
+    // idle keep-alive connections close at once while draining; busy ones after their response
+    if (this.#draining) res.setHeader('connection', 'close');
+    this.#route(req, res, requestId, started).catch((err: unknown) => {
+      this.#options.log.error({ err, requestId }, 'internal error');
+      sendOwnError(res, openai, 'internal', 'internal error in breakwater', requestId);
+    });
+  }
+
+  async #route(req: IncomingMessage, res: ServerResponse, requestId: string, started: number): Promise<void> {
+    const { runtime, log, metrics, clock } = this.#options;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const pathname = q < 0 ? url : url.slice(0, q);
+    const search = q < 0 ? '' : url.slice(q);
+    const slash = pathname.indexOf('/', 1);
+    const name = slash < 0 ? pathname.slice(1) : pathname.slice(1, slash);
+    const path = slash < 0 ? '/' : pathname.slice(slash);
+    const snapshot = runtime.snapshot;
+    const upstream = snapshot?.upstreams.get(name);
+    if (!upstream) {
+      req.resume();
+      const known = snapshot ? [...snapshot.upstreams.keys()].join(', ') || 'none' : 'none (no config loaded yet)';
+      sendOwnError(res, openai, 'not_found', `no upstream named "${name}"; configured upstreams: ${known}`, requestId);
+      return;
+    }
+    const { config, dialect } = upstream;
+    const done = (outcome: RequestOutcome) => {
+      metrics.requests.labels(config.name, outcome).inc();
+      upstream.counters.duration.observe((performance.now() - started) / 1000);
+      log.debug({ upstream: config.name, requestId, method: req.method, path, status: res.statusCode, outcome, ms: Math.round(performance.now() - started) }, 'request');
+    };
+    if (this.#draining) {
+      req.resume();
+      sendOwnError(res, dialect, 'shutting_down', 'breakwater is shutting down; send the request again', requestId, { close: true });
+      return done('rejected');
+    }
+
+    const method = req.method ?? 'GET';
+    const normalized = normalizedPath(path);
+    const replayable =
+      method === 'GET' || method === 'HEAD' || req.headers['idempotency-key'] !== undefined || (method === 'POST' && config.retry.paths.has(normalized));
+    const appAbort = new AbortController();
+    res.on('close', () => {
+      if (!res.writableFinished) appAbort.abort();
+    });
+
+    let body: ProxyRequest['body'];
+    let json: Record<string, unknown> | undefined;
+    let retryable = replayable;
+    if (replayable && method !== 'GET' && method !== 'HEAD') {
+      const read = await readBody(req, this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+      if (read.kind === 'aborted') return done('cancelled');
+      if (read.kind === 'too_large') {
+        const limit = this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+        sendOwnError(res, dialect, 'payload_too_large', `request body is larger than ${limit} bytes`, requestId, { close: true });
+        return done('rejected');
+      }
+      body = read.bytes;
+      const parsed = parseJsonBody(read.bytes, req.headers['content-type']);
+      if (parsed.kind === 'invalid') {
+        sendOwnError(res, dialect, 'invalid_request', `request body is not valid JSON: ${parsed.message}`, requestId);
+        return done('rejected');
+      }
+      json = parsed.kind === 'json' ? parsed.value : undefined;
+      // a background Responses call creates work on the provider: one attempt only
+      if (normalized === 'responses' && json?.background === true) retryable = false;
+    } else if (method !== 'GET' && method !== 'HEAD') {
+      body = req; // streamed through unbuffered: one attempt
+    }
+
+    const model = typeof json?.model === 'string' ? json.model : undefined;
+    const now = clock.now();
+    const proxyReq: ProxyRequest = {
+      requestId,
+      upstream,
+      method,
+      path,
+      search,
+      headers: forwardableHeaders(req),
+      body,
+      json,
+      model,
+      fallbackAllowed:
+        GENERATION_PATHS.has(normalized) && model !== undefined && config.fallbacks.has(model) && req.headers['x-breakwater-fallback'] !== 'off',
+      retryable,
+      deadline: deadlineFor(now, config.timeouts.totalMs, req.headers),
+      appSignal: appAbort.signal,
+      timeouts: config.timeouts,
+      dialect,
+      validate: config.validate,
+      startedAt: started,
+    };
+    done(await runAttempts(proxyReq, res, this.#options));
+  }
+}
+
+type ParsedBody = { kind: 'json'; value: Record<string, unknown> } | { kind: 'other' } | { kind: 'invalid'; message: string };
+
+function parseJsonBody(bytes: Buffer, contentType: string | undefined): ParsedBody {
+  const looksJson = contentType === undefined ? bytes[0] === 0x7b : contentType.includes('json');
+  if (!looksJson || bytes.length === 0) return { kind: 'other' };
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? { kind: 'json', value: value as Record<string, unknown> } : { kind: 'other' };
+  } catch (err) {
+    return { kind: 'invalid', message: (err as Error).message };
+  }
+}
+

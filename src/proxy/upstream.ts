@@ -1,0 +1,67 @@
+// One upstream at run time: its compiled config, its endpoints in priority order, its
+// retry budget and its dialect. Rebuilt on every config swap; endpoints and budget carry over.
+import type { UpstreamConfig } from '../config/runtime.ts';
+import type { Metrics } from '../telemetry/metrics.ts';
+import { DIALECTS, type DialectRules } from './dialects/index.ts';
+import type { EndpointRuntime } from './endpoint.ts';
+import type { RetryBudget } from './retry.ts';
+
+export class UpstreamRuntime {
+  readonly config: UpstreamConfig;
+  readonly dialect: DialectRules;
+  readonly endpoints: readonly EndpointRuntime[];
+  readonly budget: RetryBudget;
+  /** endpoints grouped by priority; a group of one needs no shuffling */
+  readonly #groups: readonly (readonly EndpointRuntime[])[];
+  readonly #weighted: boolean;
+  readonly counters: {
+    duration: { observe(v: number): void };
+    overhead: { observe(v: number): void };
+    budgetExhausted: { inc(): void };
+  };
+
+  constructor(config: UpstreamConfig, endpoints: readonly EndpointRuntime[], budget: RetryBudget, metrics: Metrics) {
+    this.config = config;
+    this.dialect = DIALECTS[config.api];
+    this.endpoints = endpoints;
+    this.budget = budget;
+    const groups: EndpointRuntime[][] = [];
+    for (const e of endpoints) {
+      const last = groups.at(-1);
+      if (last && last[0]!.config.priority === e.config.priority) last.push(e);
+      else groups.push([e]);
+    }
+    this.#groups = groups;
+    this.#weighted = groups.some((g) => g.length > 1);
+    this.counters = {
+      duration: metrics.requestDuration.labels(config.name),
+      overhead: metrics.overhead.labels(config.name),
+      budgetExhausted: metrics.retryBudgetExhausted.labels(config.name),
+    };
+  }
+
+  /** Endpoints in the order this request tries them: by priority, weighted-random within one. */
+  order(random: () => number = Math.random): readonly EndpointRuntime[] {
+    if (!this.#weighted) return this.endpoints;
+    const out: EndpointRuntime[] = [];
+    for (const group of this.#groups) {
+      if (group.length === 1) {
+        out.push(group[0]!);
+        continue;
+      }
+      const pool = [...group];
+      while (pool.length > 0) {
+        let total = 0;
+        for (const e of pool) total += e.config.weight;
+        let pick = random() * total;
+        let i = 0;
+        for (; i < pool.length - 1; i++) {
+          pick -= pool[i]!.config.weight;
+          if (pick < 0) break;
+        }
+        out.push(pool.splice(i, 1)[0]!);
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,48 @@
+// Every Breakwater metric, defined in one place (prefix breakwater_, low-cardinality labels:
+// upstream, endpoint and configured model names only). The data plane updates pre-bound
+// children, so a request allocates no label objects.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics(registry = new Registry()) {
+  collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
+  const m = {
+    registry,
+    requests: new Counter({ name: 'breakwater_requests_total', help: 'App requests by final outcome', labelNames: ['upstream', 'outcome'] as const, registers: [registry] }),
+    requestDuration: new Histogram({
+      name: 'breakwater_request_duration_seconds',
+      help: 'App request duration, every attempt and wait included',
+      labelNames: ['upstream'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+      registers: [registry],
+    }),
+    attempts: new Counter({ name: 'breakwater_upstream_attempts_total', help: 'Attempts sent to provider endpoints, by outcome kind', labelNames: ['upstream', 'endpoint', 'result'] as const, registers: [registry] }),
+    ttfb: new Histogram({
+      name: 'breakwater_upstream_ttfb_seconds',
+      help: 'Time from sending an attempt to its response headers',
+      labelNames: ['upstream', 'endpoint'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    breakerState: new Gauge({ name: 'breakwater_breaker_state', help: '1 for the breaker\'s current state', labelNames: ['upstream', 'endpoint', 'state'] as const, registers: [registry] }),
+    breakerTransitions: new Counter({ name: 'breakwater_breaker_transitions_total', help: 'Breaker state changes', labelNames: ['upstream', 'endpoint', 'to'] as const, registers: [registry] }),
+    retries: new Counter({ name: 'breakwater_retries_total', help: 'Attempts after the first, by the previous attempt\'s outcome', labelNames: ['upstream', 'reason'] as const, registers: [registry] }),
+    retryBudgetExhausted: new Counter({ name: 'breakwater_retry_budget_exhausted_total', help: 'Retries refused because the retry budget was spent', labelNames: ['upstream'] as const, registers: [registry] }),
+    fallbacks: new Counter({ name: 'breakwater_fallbacks_total', help: 'Requests moved to a fallback model', labelNames: ['upstream', 'from_model', 'to_model'] as const, registers: [registry] }),
+    inflight: new Gauge({ name: 'breakwater_inflight_requests', help: 'Attempts in flight per endpoint', labelNames: ['upstream', 'endpoint'] as const, registers: [registry] }),
+    tokens: new Counter({ name: 'breakwater_tokens_total', help: 'Tokens reported by providers', labelNames: ['upstream', 'endpoint', 'kind'] as const, registers: [registry] }),
+    configReloads: new Counter({ name: 'breakwater_config_reloads_total', help: 'Config loads by source and result', labelNames: ['source', 'result'] as const, registers: [registry] }),
+    configLastApplied: new Gauge({ name: 'breakwater_config_last_applied_timestamp_seconds', help: 'When a config was last applied', registers: [registry] }),
+    configWatchHealthy: new Gauge({ name: 'breakwater_config_watch_healthy', help: '1 while the config watch is connected and fresh', labelNames: ['source'] as const, registers: [registry] }),
+    overhead: new Histogram({
+      name: 'breakwater_overhead_seconds',
+      help: 'Time spent inside Breakwater per request, provider time excluded',
+      labelNames: ['upstream'] as const,
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
+      registers: [registry],
+    }),
+    ready: new Gauge({ name: 'breakwater_ready', help: '1 when /readyz answers 200', registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
