@@ -2,7 +2,8 @@
 // (BREAKWATER_CONFIG, BREAKWATER_LISTEN, ...). A bad flag or an invalid config at start exits
 // non-zero with one line that names the problem.
 import { parseArgs } from 'node:util';
-import { startProxy } from './app.ts';
+import { readFileSync } from 'node:fs';
+import { startProxy, type SourceOptions } from './app.ts';
 import { ConfigError } from './config/compile.ts';
 import { parseDuration } from './config/duration.ts';
 import { createLogger } from './telemetry/log.ts';
@@ -53,14 +54,16 @@ async function proxy(argv: string[]): Promise<void> {
   const flags = withEnv(argv, PROXY_FLAGS);
   const log = createLogger({ level: String(flags['log-level']) });
   if (!flags.config && !flags.kubernetes) throw new UsageError('proxy needs --config FILE or --kubernetes');
-  if (flags.kubernetes) throw new UsageError('--kubernetes is not available in this build yet; use --config FILE');
   if (flags.readiness !== 'breakers' && flags.readiness !== 'local') throw new UsageError(`--readiness: "${String(flags.readiness)}" is not breakers or local`);
   const listen = parseHostPort(String(flags.listen), 'listen');
   const drainMs = durationFlag(String(flags.drain), 'drain');
   durationFlag(String(flags['unready-after']), 'unready-after');
   parseHostPort(String(flags.admin), 'admin');
 
-  const running = await startProxy({ config: String(flags.config), listen, drainMs, log });
+  const source: SourceOptions = flags.kubernetes
+    ? { kind: 'kubernetes', namespace: String(flags.namespace ?? readServiceAccountNamespace() ?? 'default'), kubeconfig: process.env.KUBECONFIG }
+    : { kind: 'file', path: String(flags.config) };
+  const running = await startProxy({ source, listen, drainMs, log });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -74,6 +77,20 @@ async function proxy(argv: string[]): Promise<void> {
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGHUP', () => running.source?.reload());
+}
+
+/** In a pod, the namespace comes from the mounted ServiceAccount. */
+function readServiceAccountNamespace(): string | undefined {
+  try {
+    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+async function controller(argv: string[]): Promise<void> {
+  const { runController } = await import('./controller/main.ts');
+  await runController(argv);
 }
 
 async function fake(argv: string[]): Promise<void> {
@@ -94,6 +111,8 @@ async function main(): Promise<void> {
       return proxy(rest);
     case 'fake':
       return fake(rest);
+    case 'controller':
+      return controller(rest);
     case undefined:
     case '-h':
     case '--help':
