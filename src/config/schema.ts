@@ -162,11 +162,32 @@ export const DocumentSchema = Type.Object({
   spec: SpecSchema,
 });
 
+/** One status condition, shaped like metav1.Condition. */
+export const ConditionSchema = Type.Object({
+  type: Type.String({ minLength: 1, maxLength: 316, pattern: '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$' }),
+  status: Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')]),
+  observedGeneration: Type.Optional(Type.Integer({ minimum: 0, maximum: 9007199254740991 })),
+  lastTransitionTime: Type.String({ format: 'date-time', maxLength: 64 }),
+  reason: Type.String({ minLength: 1, maxLength: 1024, pattern: '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$' }),
+  message: Type.String({ maxLength: 32768 }),
+});
+
+/** Written only by the controller (the Lease holder); sidecars never write status. */
+export const StatusSchema = Type.Object({
+  observedGeneration: Type.Optional(Type.Integer({ minimum: 0, maximum: 9007199254740991, description: 'the generation the conditions describe' })),
+  endpoints: Type.Optional(Type.Integer({ minimum: 0, maximum: 32, description: 'number of endpoints in the observed spec (the Endpoints printer column)' })),
+  conditions: Type.Optional(
+    Type.Array(ConditionSchema, { maxItems: 8, 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+  ),
+});
+
 export type Spec = Static<typeof SpecSchema>;
 export type EndpointSpec = Static<typeof EndpointSchema>;
 export type AuthSpec = Static<typeof AuthSchema>;
 export type FallbackSpec = Static<typeof FallbackSchema>;
 export type Dialect = NonNullable<Spec['api']>;
+export type UpstreamStatus = Static<typeof StatusSchema>;
+export type Condition = Static<typeof ConditionSchema>;
 export interface UpstreamDocument {
   apiVersion: string;
   kind: string;

@@ -92,6 +92,7 @@ export function providerHandler(deps: HandlerDeps) {
       fault: plan?.fault.name ?? NONE.name,
       headers: req.headers,
       stream,
+      ...maxTokensOf(body ?? {}),
       ...(plan?.lockstep != null ? { streamId: plan.lockstep } : {}),
       at: Date.now(),
     });
@@ -105,4 +106,11 @@ export function providerHandler(deps: HandlerDeps) {
     streamId = plan.lockstep;
     await answer({ res, endpoint: r.endpoint, ctx, plan, headers, lockstep, live }, stream);
   };
+}
+
+function maxTokensOf(body: Record<string, unknown>): { maxTokens?: number } {
+  for (const field of ['max_tokens', 'max_completion_tokens', 'max_output_tokens']) {
+    if (typeof body[field] === 'number') return { maxTokens: body[field] as number };
+  }
+  return {};
 }

@@ -11,6 +11,8 @@ export interface FakeRequestRecord {
   fault: string;
   /** Request headers, lowercased by node (authorization, x-api-key… are kept). */
   headers: IncomingHttpHeaders;
+  /** Body max_tokens / max_completion_tokens / max_output_tokens, when sent (fallback tests check the cap). */
+  maxTokens?: number;
   /** Whether the request asked for a stream. */
   stream: boolean;
   /** Lockstep stream id, when lockstep streaming was on. */

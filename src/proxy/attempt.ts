@@ -10,7 +10,7 @@ import type { FallbackStep } from '../config/runtime.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { commit, type RequestOutcome } from './commit.ts';
-import type { EndpointRuntime } from './endpoint.ts';
+import type { Availability, EndpointRuntime } from './endpoint.ts';
 import { forward, type AttemptRequest, type AttemptResult } from './forward.ts';
 import { describeOutcome, type Outcome } from './outcome.ts';
 import { sendOwnError, sendProviderError } from './rescue.ts';
@@ -139,11 +139,14 @@ export async function runAttempts(req: ProxyRequest, res: ServerResponse, deps: 
         if (!req.retryable) break passes;
       }
     }
-    // a whole pass without an answer: wait (only now, when nothing else is left), then go again
+    // A whole pass without an answer: wait (only now, when nothing else is left) and go again:
+    // after a backoff if some endpoint would take the request now, or until a provider's
+    // Retry-After ends. Endpoints behind an open breaker are not waited for: fail fast.
     if (attempts === 0 || attempts >= maxAttempts) break;
     const now = clock.now();
-    const readyAt = earliestAvailable(upstream, targets, now);
-    const wait = Math.max(backoffMs(++waits, retry.backoff), readyAt - now);
+    const next = nextAvailable(upstream, targets, now);
+    if (next.kind === 'open') break;
+    const wait = next.kind === 'now' ? backoffMs(++waits, retry.backoff) : Math.max(next.at - now, backoffMs(++waits, retry.backoff));
     if (now + wait >= req.deadline || wait > retry.maxRetryAfterMs) break;
     const slept = performance.now();
     try {
@@ -158,13 +161,18 @@ export async function runAttempts(req: ProxyRequest, res: ServerResponse, deps: 
   return giveUp(req, res, { attempts, last, budgetSpent, providerMs }, deps);
 }
 
-function earliestAvailable(upstream: UpstreamRuntime, targets: readonly Target[], now: number): number {
-  let at = Infinity;
+/** The best availability over every (endpoint, target): now beats held beats open; earliest first. */
+function nextAvailable(upstream: UpstreamRuntime, targets: readonly Target[], now: number): Availability {
+  const rank = { now: 0, held: 1, open: 2 } as const;
+  let best: Availability = { kind: 'open', at: Infinity };
   for (const endpoint of upstream.endpoints) {
     if (endpoint.retired) continue;
-    for (const target of targets) at = Math.min(at, endpoint.availableAt(target.model, now));
+    for (const target of targets) {
+      const a = endpoint.availability(target.model, now);
+      if (rank[a.kind] < rank[best.kind] || (a.kind === best.kind && a.at < best.at)) best = a;
+    }
   }
-  return at;
+  return best;
 }
 
 function giveUp(
@@ -176,7 +184,7 @@ function giveUp(
   const { upstream, requestId } = req;
   const { dialect } = upstream;
   const now = deps.clock.now();
-  const readyAt = earliestAvailable(upstream, targetsFor(req), now);
+  const readyAt = nextAvailable(upstream, targetsFor(req), now).at;
   const retryAfterMs = Number.isFinite(readyAt) && readyAt > now ? readyAt - now : undefined;
   upstream.counters.overhead.observe(Math.max(0, performance.now() - req.startedAt - state.providerMs) / 1000);
   const { last } = state;

@@ -5,12 +5,11 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Ticket } from './breaker.ts';
 import type { EndpointRuntime } from './endpoint.ts';
-import type { AttemptResult, ResponseBody } from './forward.ts';
+import type { AttemptResult, LiveAttempt, ResponseBody } from './forward.ts';
 import type { LoopDeps, ProxyRequest } from './attempt.ts';
 import { describeOutcome, type Outcome } from './outcome.ts';
 import { responseHeaders } from './rescue.ts';
 import { writeWithBackpressure } from './stream.ts';
-import type { AbortCause } from './classify.ts';
 
 export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected';
 
@@ -51,12 +50,12 @@ export async function commit(req: ProxyRequest, res: ServerResponse, c: Committe
         headers['cache-control'] = 'no-cache';
         res.writeHead(result.status, headers);
         overhead();
-        outcome = await relaySse(req, res, result.body, () => live.cause);
+        outcome = await relaySse(req, res, result.body, live);
         break;
       case 'raw':
         res.writeHead(result.status, headers);
         overhead();
-        outcome = await relayRaw(res, result.body.stream, () => live.cause);
+        outcome = await relayRaw(res, result.body.stream, live);
         break;
     }
   } finally {
@@ -77,7 +76,7 @@ async function relaySse(
   req: ProxyRequest,
   res: ServerResponse,
   body: Extract<ResponseBody, { kind: 'sse' }>,
-  cause: () => AbortCause | undefined,
+  live: LiveAttempt,
 ): Promise<Outcome> {
   const { scanner, rest, decoder } = body;
   const { dialect } = req.upstream;
@@ -87,6 +86,7 @@ async function relaySse(
     for (;;) {
       const next = await rest.next();
       if (next.done) break;
+      live.touch();
       const text = scanner.push(decoder.decode(next.value, { stream: true }));
       if (text !== '') await writeWithBackpressure(res, text);
     }
@@ -96,7 +96,7 @@ async function relaySse(
         : { kind: 'server_error', status: 200, retryAfterMs: undefined }
       : { kind: 'invalid_response', reason: 'stream ended without its terminal event' };
   } catch (error) {
-    const c = cause();
+    const c = live.cause;
     if (c?.kind === 'cancelled' && c.reason === 'client_disconnected') return { kind: 'cancelled', reason: 'client_disconnected' };
     outcome = c?.kind === 'cancelled'
       ? { kind: 'cancelled', reason: 'deadline' }
@@ -112,13 +112,16 @@ async function relaySse(
   return outcome;
 }
 
-async function relayRaw(res: ServerResponse, stream: NodeJS.ReadableStream, cause: () => AbortCause | undefined): Promise<Outcome> {
+async function relayRaw(res: ServerResponse, stream: NodeJS.ReadableStream, live: LiveAttempt): Promise<Outcome> {
   try {
-    for await (const chunk of stream) await writeWithBackpressure(res, chunk as unknown as string);
+    for await (const chunk of stream) {
+      live.touch();
+      await writeWithBackpressure(res, chunk as unknown as string);
+    }
     res.end();
     return { kind: 'ok' };
   } catch {
-    const c = cause();
+    const c = live.cause;
     res.destroy();
     if (c?.kind === 'cancelled') return { kind: 'cancelled', reason: c.reason };
     return c?.kind === 'timeout' ? { kind: 'timeout', phase: c.phase } : { kind: 'invalid_response', reason: 'body cut mid-response' };

@@ -10,8 +10,8 @@ import { breakerVerdict, describeOutcome, type Outcome, type OutcomeKind } from 
 
 /** Account errors (bad key, no quota) will not fix themselves in seconds: keep the endpoint out this long. */
 export const ACCOUNT_HOLD_MS = 5 * 60_000;
-/** A model-scoped throttle without a Retry-After keeps that (endpoint, model) pair out this long. */
-export const MODEL_HOLD_DEFAULT_MS = 1_000;
+
+export type Availability = { kind: 'now' | 'held' | 'open'; at: number };
 
 export type EndpointAdmission =
   | { admitted: true; ticket: Ticket }
@@ -103,13 +103,22 @@ export class EndpointRuntime {
     return { admitted: false, retryAt: a.retryAt, why: this.breaker.state.kind === 'open' ? 'open' : 'half_open_full' };
   }
 
-  /** When admit() could next say yes for this model, without taking a half-open slot. */
-  availableAt(model: string | undefined, now: number): number {
-    let at = this.breaker.availableAt();
-    if (this.#hold && this.#hold.until > now) at = Math.max(at, this.#hold.until);
+  /**
+   * Whether admit() would say yes for this model, without taking a half-open slot. 'held' is a
+   * provider's own wait (worth sleeping for); 'open' is the breaker (fail fast instead).
+   */
+  availability(model: string | undefined, now: number): Availability {
+    const breakerAt = this.breaker.availableAt();
+    if (breakerAt > now) return { kind: 'open', at: breakerAt };
+    let held = 0;
+    if (this.#hold && this.#hold.until > now) held = this.#hold.until;
     const modelUntil = model === undefined ? undefined : this.#modelHolds.get(model);
-    if (modelUntil !== undefined && modelUntil > now) at = Math.max(at, modelUntil);
-    return at;
+    if (modelUntil !== undefined && modelUntil > now) held = Math.max(held, modelUntil);
+    return held > 0 ? { kind: 'held', at: held } : { kind: 'now', at: now };
+  }
+
+  availableAt(model: string | undefined, now: number): number {
+    return this.availability(model, now).at;
   }
 
   /** Records one attempt's outcome: breaker verdict, holds, attempt counter. */
@@ -127,10 +136,8 @@ export class EndpointRuntime {
         break;
       case 'throttled':
       case 'server_error': {
-        if (!ctx.respectRetryAfter || outcome.retryAfterMs === undefined) {
-          if (outcome.kind === 'throttled' && outcome.scope === 'model' && model !== undefined) this.#modelHolds.set(model, now + MODEL_HOLD_DEFAULT_MS);
-          break;
-        }
+        // holds follow the provider's own wait; without one, the breaker's window decides
+        if (!ctx.respectRetryAfter || outcome.retryAfterMs === undefined) break;
         const until = now + Math.min(outcome.retryAfterMs, ctx.maxRetryAfterMs);
         if (outcome.kind === 'throttled' && outcome.scope === 'model' && model !== undefined) {
           this.#modelHolds.set(model, until);

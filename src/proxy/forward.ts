@@ -65,6 +65,11 @@ export class LiveAttempt {
     this.#phase = this.#clock.setTimeout(() => this.abort({ kind: 'timeout', phase }), ms);
   }
 
+  /** pushes the current phase's timer back (a stream event arrived); allocates nothing */
+  touch(): void {
+    this.#phase?.refresh();
+  }
+
   disarm(): void {
     this.#clock.clearTimeout(this.#phase);
     this.#phase = undefined;
@@ -151,6 +156,8 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
   if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length);
 
   const started = clock.now();
+  // Breakwater's own timers, not undici's coarse ones, so a timeout is exact and classified here
+  live.arm('firstByte', timeouts.firstByteMs);
   let response;
   try {
     response = await endpoint.dispatcher.request({
@@ -160,8 +167,8 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
       headers,
       body,
       signal: live.controller.signal,
-      headersTimeout: Math.max(1, Math.min(timeouts.firstByteMs, req.deadline - started + 1000)),
-      bodyTimeout: timeouts.idleMs,
+      headersTimeout: 0,
+      bodyTimeout: 0,
     });
   } catch (error) {
     live.dispose();
@@ -190,8 +197,8 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
     }
 
     if (contentType?.startsWith('text/event-stream')) {
-      // hold the status and headers until the first data event: a 200 that dies first can fail over
-      live.arm('firstByte', Math.max(1, timeouts.firstByteMs - (clock.now() - started)));
+      // hold the status and headers until the first data event (still under the firstByte timer):
+      // a 200 that dies first can fail over
       const scanner = new SseScanner(req.dialect);
       const decoder = new TextDecoder();
       const rest = decodingStream(response.body, coding)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
@@ -209,7 +216,7 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
         response.body.destroy();
         return { kind: 'failed', outcome: { kind: 'server_error', status: 502, retryAfterMs: undefined }, response: undefined };
       }
-      live.disarm();
+      live.arm('idle', timeouts.idleMs);
       return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'sse', first, scanner, rest, decoder }, live };
     }
 
@@ -223,6 +230,7 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
     }
 
     // anything else (audio, files): committed at the headers, streamed as it comes
+    live.arm('idle', timeouts.idleMs);
     return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'raw', stream: response.body }, live };
   } catch (error) {
     live.dispose();

@@ -52,8 +52,9 @@ function parseTimeoutHeader(value: string): number | undefined {
 /**
  * Retries across all requests of an upstream are capped: every first attempt deposits `ratio`
  * tokens (which expire after 10 s), every later attempt (retries and failovers alike) withdraws
- * one; a reserve refilling at `minPerSecond` lets low-traffic upstreams retry at all. So over
- * any run, retries <= ratio * first attempts + minPerSecond * elapsed seconds.
+ * one; a reserve refilling at `minPerSecond` (capped at one second's worth, and full at start)
+ * lets low-traffic upstreams retry at all. So over any run of D seconds,
+ * retries <= ratio * first attempts + minPerSecond * (D + 1).
  */
 export class RetryBudget {
   static readonly WINDOW_MS = 10_000;
@@ -70,6 +71,8 @@ export class RetryBudget {
     this.#clock = clock;
     this.#ratio = budget.ratio;
     this.#minPerSecond = budget.minPerSecond;
+    // starts full: a fresh sidecar must be able to fail over on its very first request
+    this.#reserve = Math.max(1, budget.minPerSecond);
     this.#reserveAt = clock.now();
   }
 

@@ -1,11 +1,25 @@
 // Every Breakwater metric, defined in one place (prefix breakwater_, low-cardinality labels:
 // upstream, endpoint and configured model names only). The data plane updates pre-bound
-// children, so a request allocates no label objects.
+// children, so a request allocates no label objects. A few gauges describe state rather than
+// events (readiness, available endpoints, the last rejected config): the admin side computes
+// them when /metrics is scraped, through `scrape` (see src/admin/server.ts).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Scrape-time values, provided by the admin server once it runs (each optional). */
+export interface ScrapeSources {
+  /** 1 when /readyz would answer 200 now */
+  ready?(): number;
+  /** per upstream: endpoints whose breaker is not open and that are not held */
+  availableEndpoints?(): Iterable<readonly [upstream: string, available: number]>;
+  /** when the last config was rejected (seconds since the epoch), if ever */
+  lastRejected?(): number | undefined;
+}
 
 export function createMetrics(registry = new Registry()) {
   collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
+  const scrape: ScrapeSources = {};
   const m = {
+    scrape,
     registry,
     requests: new Counter({ name: 'breakwater_requests_total', help: 'App requests by final outcome', labelNames: ['upstream', 'outcome'] as const, registers: [registry] }),
     requestDuration: new Histogram({
@@ -40,7 +54,36 @@ export function createMetrics(registry = new Registry()) {
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1],
       registers: [registry],
     }),
-    ready: new Gauge({ name: 'breakwater_ready', help: '1 when /readyz answers 200', registers: [registry] }),
+    configLastRejected: new Gauge({
+      name: 'breakwater_config_last_rejected_timestamp_seconds',
+      help: 'When a config was last rejected (absent until one is); newer than config_last_applied means the last good config is serving and the newest one was refused',
+      registers: [registry],
+      collect() {
+        const at = scrape.lastRejected?.();
+        if (at !== undefined) this.set(at);
+      },
+    }),
+    upstreamAvailableEndpoints: new Gauge({
+      name: 'breakwater_upstream_available_endpoints',
+      help: 'Endpoints of an upstream that can take a request now (breaker closed or half-open, not held)',
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+      collect() {
+        const source = scrape.availableEndpoints;
+        if (!source) return;
+        this.reset();
+        for (const [upstream, available] of source()) this.labels(upstream).set(available);
+      },
+    }),
+    ready: new Gauge({
+      name: 'breakwater_ready',
+      help: '1 when /readyz answers 200',
+      registers: [registry],
+      collect() {
+        const ready = scrape.ready?.();
+        if (ready !== undefined) this.set(ready);
+      },
+    }),
   };
   return m;
 }

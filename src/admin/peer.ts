@@ -1,0 +1,31 @@
+// Who may see /debug/state, /dashboard and the admin actions: a loopback peer only (inside the
+// pod, or `kubectl port-forward`, which arrives as loopback). The decision reads the socket's
+// remote address and nothing the client sends: X-Forwarded-For and friends are never trusted
+// (express `trust proxy` stays off, and req.ip is not used).
+import { isIPv4 } from 'node:net';
+
+/** 127.0.0.0/8, ::1, and IPv4-mapped 127.x (::ffff:127.0.0.1) */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const a = address.toLowerCase();
+  if (a === '::1' || a === '0:0:0:0:0:0:0:1') return true;
+  const v4 = a.startsWith('::ffff:') ? a.slice(7) : a;
+  return isIPv4(v4) && v4.startsWith('127.');
+}
+
+const LOOPBACK_HOSTS = /^(localhost|127(?:\.[0-9]{1,3}){3}|\[::1\])(:[0-9]{1,5})?$/i;
+
+/**
+ * For state-changing requests: a browser always sends Origin on a POST. A page from elsewhere
+ * (including a DNS-rebound name that resolves to 127.0.0.1) has a non-loopback Origin and is
+ * refused; curl and other tools send none and pass.
+ */
+export function originAllowed(origin: string | undefined): boolean {
+  if (origin === undefined) return true;
+  try {
+    const url = new URL(origin);
+    return LOOPBACK_HOSTS.test(url.host);
+  } catch {
+    return false;
+  }
+}
