@@ -1,5 +1,7 @@
 // Composition: config source -> runtime -> proxy listener (and the admin server, when given).
 // main.ts calls this for `breakwater proxy`; tests call it in-process.
+import { startAdmin, type RunningAdmin } from './admin/server.ts';
+import type { ReadinessPolicy } from './admin/readiness.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { startFileSource } from './config/sources/file.ts';
 import type { ConfigSink } from './config/sink.ts';
@@ -30,6 +32,12 @@ export interface ProxyOptions {
   clock?: Clock;
   metrics?: Metrics;
   maxBodyBytes?: number;
+  /** the admin server (probes, metrics, debug state, dashboard); none when absent */
+  admin?: { host: string; port: number };
+  /** readiness policy; default breakers */
+  readiness?: ReadinessPolicy;
+  /** default 10 s */
+  unreadyAfterMs?: number;
 }
 
 export interface RunningProxy {
@@ -38,6 +46,8 @@ export interface RunningProxy {
   server: ProxyServer;
   metrics: Metrics;
   source: RunningSource | undefined;
+  admin: RunningAdmin | undefined;
+  adminPort: number | undefined;
   /** stop accepting, drain in-flight work within drainMs, close pools */
   shutdown(): Promise<{ drained: boolean }>;
 }
@@ -47,13 +57,19 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const clock = options.clock ?? systemClock;
   const metrics = options.metrics ?? createMetrics();
   const runtime = new ProxyRuntime({ clock, log: options.log, metrics });
-  const source = await startSource(options.source, runtime, options.log, metrics);
+  // the admin server starts first, so /readyz answers 503 until the first config is applied
+  const admin = options.admin
+    ? await startAdmin({ runtime, metrics, log: options.log, clock, readiness: options.readiness, unreadyAfterMs: options.unreadyAfterMs }, options.admin)
+    : undefined;
+  let source: RunningSource | undefined;
   const server = new ProxyServer({ runtime, clock, log: options.log, metrics, maxBodyBytes: options.maxBodyBytes });
   let port: number;
   try {
+    source = await startSource(options.source, runtime, options.log, metrics);
     port = await server.listen(options.listen.host, options.listen.port);
   } catch (err) {
     source?.close();
+    await admin?.close();
     await runtime.close();
     throw err;
   }
@@ -64,10 +80,14 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     server,
     metrics,
     source,
+    admin,
+    adminPort: admin?.port,
     async shutdown() {
+      admin?.shutdown(); // unready while draining
       source?.close();
       const result = await server.shutdown(options.drainMs);
       await runtime.close();
+      await admin?.close();
       return result;
     },
   };

@@ -57,13 +57,13 @@ async function proxy(argv: string[]): Promise<void> {
   if (flags.readiness !== 'breakers' && flags.readiness !== 'local') throw new UsageError(`--readiness: "${String(flags.readiness)}" is not breakers or local`);
   const listen = parseHostPort(String(flags.listen), 'listen');
   const drainMs = durationFlag(String(flags.drain), 'drain');
-  durationFlag(String(flags['unready-after']), 'unready-after');
-  parseHostPort(String(flags.admin), 'admin');
+  const unreadyAfterMs = durationFlag(String(flags['unready-after']), 'unready-after');
+  const admin = parseHostPort(String(flags.admin), 'admin');
 
   const source: SourceOptions = flags.kubernetes
     ? { kind: 'kubernetes', namespace: String(flags.namespace ?? readServiceAccountNamespace() ?? 'default'), kubeconfig: process.env.KUBECONFIG }
     : { kind: 'file', path: String(flags.config) };
-  const running = await startProxy({ source, listen, drainMs, log });
+  const running = await startProxy({ source, listen, drainMs, log, admin, readiness: flags.readiness, unreadyAfterMs });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

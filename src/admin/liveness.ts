@@ -3,7 +3,9 @@
 // late, or when the loop has not ticked for that long. A request that waited behind a blocked
 // loop is answered after it unblocks, so the stall must be remembered for a short window;
 // providers never enter into it. perf_hooks' monitorEventLoopDelay adds percentiles for humans.
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+type IntervalHistogram = ReturnType<typeof monitorEventLoopDelay>;
 
 export interface LivenessOptions {
   /** a tick later than this fails the probe; default 2000 ms */

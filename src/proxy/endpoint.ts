@@ -152,6 +152,13 @@ export class EndpointRuntime {
     }
   }
 
+  /** admin action (reset): close the breaker and drop every hold, so traffic returns at once */
+  resetByOperator(): void {
+    this.#hold = undefined;
+    this.#modelHolds.clear();
+    this.breaker.reset();
+  }
+
   /** Snapshot for /debug/state (never the key). */
   describe(now: number) {
     const state = this.breaker.state;
