@@ -22,7 +22,7 @@ HELM_GO_MODULE="helm.sh/helm/v4"
 HELM_GO_VERSION="v4.1.4"
 # etcd's version is not set here: it is read from the go.mod of k8s.io/kubernetes.
 
-CACHE_ROOT="${BREAKWATER_CACHE:-$HOME/.cache/breakwater}/control-plane/${K8S_VERSION}"
+CACHE_ROOT="${BREAKWATER_CACHE:-${HOME:?set HOME or BREAKWATER_CACHE}/.cache/breakwater}/control-plane/${K8S_VERSION}"
 BIN="${CACHE_ROOT}/bin"
 TOOLS=(kube-apiserver etcd kubectl helm)
 

@@ -8,13 +8,13 @@ import type { LivenessReport } from './liveness.ts';
 import type { Verdict } from './readiness.ts';
 import type { RecentView } from './recent.ts';
 
-/** https://user:pass@host/p?key=v -> https://host/p?key=… */
+/** https://user:pass@host/p?key=v -> https://host/p?key=redacted */
 export function safeUrl(raw: string): string {
   try {
     const url = new URL(raw);
     url.username = '';
     url.password = '';
-    for (const key of [...url.searchParams.keys()]) url.searchParams.set(key, '…');
+    for (const key of [...url.searchParams.keys()]) url.searchParams.set(key, 'redacted');
     return url.toString();
   } catch {
     return '(unparseable url)';

@@ -128,7 +128,11 @@ export class ProxyServer {
     const started = performance.now();
     const requestId = randomUUID();
     this.inflight++;
-    res.on('close', () => this.inflight--);
+    res.on('close', () => {
+      this.inflight--;
+      // a keep-alive connection whose last response just ended is idle now: close it while draining
+      if (this.#draining) for (const s of this.#servers) s.closeIdleConnections();
+    });
     // idle keep-alive connections close at once while draining; busy ones after their response
     if (this.#draining) res.setHeader('connection', 'close');
     this.#route(req, res, requestId, started).catch((err: unknown) => {
