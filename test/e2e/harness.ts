@@ -7,12 +7,11 @@
 //
 // Binaries come from hack/control-plane.sh (cached; see hack/README.md).
 // Startup takes a few seconds once they are cached.
-import { spawn } from 'node:child_process';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureBinaries } from './harness/binaries.ts';
+import { exec, httpsGet, kubeconfigYaml, type ExecResult } from './harness/clients.ts';
 import { createPki, type Pki } from './harness/pki.ts';
 import {
   freePort,
@@ -26,6 +25,7 @@ import {
 } from './harness/processes.ts';
 
 export { ensureBinaries, pinnedVersion } from './harness/binaries.ts';
+export type { ExecResult } from './harness/clients.ts';
 export { pidAlive } from './harness/processes.ts';
 
 export type Identity = 'admin' | 'sidecar' | 'controller';
@@ -39,12 +39,6 @@ export const IDENTITIES: Readonly<Record<Identity, { user: string; groups: reado
 
 /** Enough for a cold build of the binaries; seconds once they are cached. */
 export const CONTROL_PLANE_TIMEOUT_MS = 45 * 60_000;
-
-export interface ExecResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 export interface ExecOptions {
   /** Which identity's kubeconfig to use (default admin). */
@@ -105,66 +99,6 @@ export interface ControlPlane {
 }
 
 const READY_TIMEOUT_MS = 60_000;
-
-function kubeconfigYaml(server: string, caFile: string, user: string, certFile: string, keyFile: string): string {
-  const q = JSON.stringify; // JSON strings are valid YAML scalars
-  return [
-    'apiVersion: v1',
-    'kind: Config',
-    'clusters:',
-    `- name: breakwater-e2e`,
-    '  cluster:',
-    `    server: ${q(server)}`,
-    `    certificate-authority: ${q(caFile)}`,
-    'users:',
-    `- name: ${q(user)}`,
-    '  user:',
-    `    client-certificate: ${q(certFile)}`,
-    `    client-key: ${q(keyFile)}`,
-    'contexts:',
-    `- name: ${q(user)}`,
-    '  context:',
-    '    cluster: breakwater-e2e',
-    `    user: ${q(user)}`,
-    `current-context: ${q(user)}`,
-    '',
-  ].join('\n');
-}
-
-function httpsGet(url: string, tls: { ca: string; cert: string; key: string }): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { ...tls, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function exec(command: string, args: readonly string[], env: NodeJS.ProcessEnv, opts: ExecOptions): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-    child.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
-    });
-    child.stdin.on('error', () => {}); // the command may exit before reading it all
-    child.stdin.end(opts.input ?? '');
-  });
-}
 
 export async function startControlPlane(): Promise<ControlPlane> {
   const binDir = await ensureBinaries();

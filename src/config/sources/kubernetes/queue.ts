@@ -1,0 +1,80 @@
+// A work queue in the shape of client-go's: handlers add keys; one worker runs sync(key) for
+// each, one at a time; a key added while it is being synced runs again afterwards (never twice
+// at once); a sync that throws is retried with per-key exponential backoff. Permanent problems
+// belong in status and Events, not in exceptions, so they never loop.
+import type { Logger } from '../../../telemetry/log.ts';
+import { backoffMs } from './informer.ts';
+
+export class WorkQueue {
+  #sync: (key: string) => Promise<void>;
+  #log: Logger;
+  #pending = new Set<string>();
+  #active: string | undefined;
+  #failures = new Map<string, number>();
+  #timers = new Map<string, NodeJS.Timeout>();
+  #running = false;
+  #stopped = false;
+  #idle: (() => void)[] = [];
+
+  constructor(sync: (key: string) => Promise<void>, log: Logger) {
+    this.#sync = sync;
+    this.#log = log;
+  }
+
+  add(key: string): void {
+    if (this.#stopped) return;
+    this.#pending.add(key);
+    if (!this.#running) void this.#work();
+  }
+
+  addAfter(key: string, ms: number): void {
+    if (this.#stopped || this.#timers.has(key)) return;
+    const timer = setTimeout(() => {
+      this.#timers.delete(key);
+      this.add(key);
+    }, ms);
+    timer.unref();
+    this.#timers.set(key, timer);
+  }
+
+  /** Resolves when nothing is pending or running (tests). */
+  idle(): Promise<void> {
+    if (!this.#running && this.#pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  async #work(): Promise<void> {
+    this.#running = true;
+    while (!this.#stopped && this.#pending.size > 0) {
+      const key = this.#pending.values().next().value as string;
+      this.#pending.delete(key);
+      this.#active = key;
+      try {
+        await this.#sync(key);
+        this.#failures.delete(key);
+      } catch (err) {
+        const failures = (this.#failures.get(key) ?? 0) + 1;
+        this.#failures.set(key, failures);
+        const delay = backoffMs(failures, 500, 30_000);
+        this.#log.warn({ key, failures, retryInMs: Math.round(delay), err: (err as Error).message }, 'sync failed; retrying');
+        this.addAfter(key, delay);
+      } finally {
+        this.#active = undefined;
+      }
+    }
+    this.#running = false;
+    for (const resolve of this.#idle.splice(0)) resolve();
+  }
+
+  get active(): string | undefined {
+    return this.#active;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    this.#pending.clear();
+    for (const resolve of this.#idle.splice(0)) resolve();
+  }
+}

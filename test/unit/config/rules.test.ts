@@ -1,0 +1,142 @@
+// Every named cross-field rule, through the rule itself and through validateDocument (the
+// path the file source and compile take): a good spec passes, a bad one is named by path.
+import { describe, expect, it } from 'vitest';
+import { checkRules, RULES } from '../../../src/config/rules.ts';
+import { validateDocument } from '../../../src/config/validate.ts';
+import type { Spec } from '../../../src/config/schema.ts';
+import { doc, minimalSpec } from './docs.ts';
+
+const ep = (name: string, url = `https://${name}.example.com/v1`, extra: Record<string, unknown> = {}) => ({ name, url, ...extra });
+const spec = (patch: Record<string, unknown>): Spec => ({ ...minimalSpec(), ...patch }) as Spec;
+
+interface Case {
+  good: Record<string, Spec>;
+  /** path: the one violation's path, or every violation's path in order */
+  bad: Record<string, { spec: Spec; path: string | string[] }>;
+}
+
+const CASES: Record<string, Case> = {
+  'unique-endpoint-names': {
+    good: { 'distinct names': spec({ endpoints: [ep('a'), ep('b'), ep('c')] }) },
+    bad: {
+      'a name used twice': { spec: spec({ endpoints: [ep('a'), ep('b'), ep('a', 'https://other.example.com/v1')] }), path: 'spec.endpoints[2].name' },
+    },
+  },
+  'https-unless-local': {
+    good: {
+      https: spec({ endpoints: [ep('a', 'https://api.openai.com/v1')] }),
+      'http to localhost': spec({ endpoints: [ep('a', 'http://localhost:8000/v1')] }),
+      'http to 127.0.0.1': spec({ endpoints: [ep('a', 'http://127.0.0.1:8081/v1')] }),
+      'http to 127.1.2.3': spec({ endpoints: [ep('a', 'http://127.1.2.3/v1')] }),
+      'http to [::1]': spec({ endpoints: [ep('a', 'http://[::1]:8000/v1')] }),
+      'http to a .svc name': spec({ endpoints: [ep('a', 'http://vllm.inference.svc:8000/v1')] }),
+      'http to a .svc.cluster.local name': spec({ endpoints: [ep('a', 'http://vllm.inference.svc.cluster.local:8000/v1')] }),
+      'http to a public host with insecure: true': spec({ endpoints: [ep('a', 'http://10.1.2.3:8000/v1', { insecure: true })] }),
+    },
+    bad: {
+      'http to a public host': { spec: spec({ endpoints: [ep('a'), ep('b', 'http://llm.example.com/v1')] }), path: 'spec.endpoints[1].url' },
+      'http to a private address without insecure': { spec: spec({ endpoints: [ep('a', 'http://10.1.2.3:8000/v1')] }), path: 'spec.endpoints[0].url' },
+      'insecure: false': { spec: spec({ endpoints: [ep('a', 'http://llm.example.com/v1', { insecure: false })] }), path: 'spec.endpoints[0].url' },
+      'a name that only begins with localhost': { spec: spec({ endpoints: [ep('a', 'http://localhost.example.com/v1')] }), path: 'spec.endpoints[0].url' },
+      'a name that only contains .svc': { spec: spec({ endpoints: [ep('a', 'http://llm.svc.example.com/v1')] }), path: 'spec.endpoints[0].url' },
+      // 127.example.com is a public DNS name, not a loopback address: the key would travel in clear text.
+      'a public name that only begins with "127."': { spec: spec({ endpoints: [ep('a', 'http://127.example.com/v1')] }), path: 'spec.endpoints[0].url' },
+    },
+  },
+  'auth-one-source': {
+    good: {
+      secretRef: spec({ endpoints: [ep('a', undefined, { auth: { secretRef: { name: 'openai', key: 'apiKey' } } })] }),
+      env: spec({ endpoints: [ep('a', undefined, { auth: { env: 'OPENAI_API_KEY' } })] }),
+      file: spec({ endpoints: [ep('a', undefined, { auth: { file: '/run/secrets/openai', header: 'api-key', prefix: '' } })] }),
+    },
+    bad: {
+      'no source': { spec: spec({ endpoints: [ep('a'), ep('b', undefined, { auth: { header: 'api-key' } })] }), path: 'spec.endpoints[1].auth' },
+      'two sources': {
+        spec: spec({ endpoints: [ep('a', undefined, { auth: { secretRef: { name: 'openai', key: 'apiKey' }, env: 'OPENAI_API_KEY' } })] }),
+        path: 'spec.endpoints[0].auth',
+      },
+      'three sources': {
+        spec: spec({ endpoints: [ep('a', undefined, { auth: { secretRef: { name: 'o', key: 'k' }, env: 'K', file: '/k' } })] }),
+        path: 'spec.endpoints[0].auth',
+      },
+    },
+  },
+  'backoff-max-not-below-initial': {
+    good: {
+      'max equal to initial': spec({ retry: { backoff: { initial: '1s', max: '1000ms' } } }),
+      'initial alone, at the default max': spec({ retry: { backoff: { initial: '5s' } } }),
+      'max alone, at the default initial': spec({ retry: { backoff: { max: '200ms' } } }),
+      'no backoff at all': spec({ retry: { maxAttempts: 2 } }),
+    },
+    bad: {
+      'max below initial': { spec: spec({ retry: { backoff: { initial: '2s', max: '500ms' } } }), path: 'spec.retry.backoff.max' },
+      'initial alone, above the default max': { spec: spec({ retry: { backoff: { initial: '6s' } } }), path: 'spec.retry.backoff.max' },
+      'max alone, below the default initial': { spec: spec({ retry: { backoff: { max: '100ms' } } }), path: 'spec.retry.backoff.max' },
+    },
+  },
+  'unique-fallback-models': {
+    good: { 'one chain per model': spec({ fallbacks: [{ model: 'a', chain: [{ model: 'x' }] }, { model: 'b', chain: [{ model: 'x' }] }] }) },
+    bad: {
+      'two chains for one model': {
+        spec: spec({ fallbacks: [{ model: 'a', chain: [{ model: 'x' }] }, { model: 'a', chain: [{ model: 'y' }] }] }),
+        path: 'spec.fallbacks[1].model',
+      },
+    },
+  },
+  'fallback-chains-acyclic': {
+    good: { 'a flat chain': spec({ fallbacks: [{ model: 'gpt-4.1', chain: [{ model: 'gpt-4.1-mini' }, { model: 'gpt-4.1-nano' }] }] }) },
+    bad: {
+      'a chain containing its own model': { spec: spec({ fallbacks: [{ model: 'a', chain: [{ model: 'b' }, { model: 'a' }] }] }), path: 'spec.fallbacks[0].chain[1].model' },
+      'a two-model cycle': {
+        spec: spec({ fallbacks: [{ model: 'a', chain: [{ model: 'b' }] }, { model: 'b', chain: [{ model: 'a' }] }] }),
+        path: ['spec.fallbacks[0].chain[0].model', 'spec.fallbacks[1].chain[0].model'],
+      },
+      'a chain through a model with its own chain': {
+        spec: spec({ fallbacks: [{ model: 'a', chain: [{ model: 'b' }] }, { model: 'b', chain: [{ model: 'c' }] }] }),
+        path: 'spec.fallbacks[0].chain[0].model',
+      },
+    },
+  },
+};
+
+it('every rule in RULES has cases here, and every case names a real rule', () => {
+  expect(Object.keys(CASES).sort()).toEqual(RULES.map((r) => r.name).sort());
+});
+
+it('rule names are unique and each rule carries its CEL and message', () => {
+  expect(new Set(RULES.map((r) => r.name)).size).toBe(RULES.length);
+  for (const rule of RULES) {
+    expect(rule.cel.length, rule.name).toBeGreaterThan(0);
+    expect(rule.message.length, rule.name).toBeGreaterThan(0);
+    expect(rule.at.startsWith('spec'), rule.name).toBe(true);
+  }
+});
+
+describe.each(RULES.map((r) => [r.name, r] as const))('%s', (name, rule) => {
+  const cases = CASES[name]!;
+
+  it.each(Object.entries(cases.good))('accepts %s', (_label, good) => {
+    expect(rule.check(good)).toEqual([]);
+    expect(validateDocument(doc(good as Record<string, unknown>))).toEqual([]);
+  });
+
+  it.each(Object.entries(cases.bad))('rejects %s at its path', (_label, { spec: bad, path }) => {
+    const own = rule.check(bad);
+    expect(own.map((v) => v.path)).toEqual(Array.isArray(path) ? path : [path]);
+    for (const v of own) expect(v.message).toContain(rule.message);
+    expect(validateDocument(doc(bad as Record<string, unknown>))).toEqual(own);
+  });
+});
+
+it('checkRules reports every broken rule, not just the first', () => {
+  const broken = spec({
+    endpoints: [ep('a'), ep('a', 'http://llm.example.com/v1')],
+    retry: { backoff: { initial: '2s', max: '1s' } },
+  });
+  expect(checkRules(broken).map((v) => v.path)).toEqual(['spec.endpoints[1].name', 'spec.endpoints[1].url', 'spec.retry.backoff.max']);
+});
+
+it('rules run only once the structure is valid, so a bad duration is reported, not thrown', () => {
+  const violations = validateDocument(doc(spec({ retry: { backoff: { initial: 'soon', max: '1s' } } }) as Record<string, unknown>));
+  expect(violations.map((v) => v.path)).toEqual(['spec.retry.backoff.initial']);
+});
