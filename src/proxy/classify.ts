@@ -47,18 +47,18 @@ export function classifyHttpError(
   return dialect.classifyError({ status, body, retryAfterMs: retryAfterMs(headers, now) });
 }
 
-/** A 2xx JSON body: ok, or invalid (malformed, empty, an error in disguise). */
+/** A 2xx JSON body: ok (with the parsed body), or invalid (malformed, empty, an error in disguise). */
 export function classifyJsonBody(
   dialect: DialectRules,
   text: string,
   checks: { emptyChoices: boolean; errorInBody: boolean },
-): Outcome {
+): { outcome: Outcome; body: unknown } {
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
-    return { kind: 'invalid_response', reason: 'malformed JSON body' };
+    return { outcome: { kind: 'invalid_response', reason: 'malformed JSON body' }, body: undefined };
   }
   const reason = dialect.invalidBody(body, checks);
-  return reason === undefined ? { kind: 'ok' } : { kind: 'invalid_response', reason };
+  return { outcome: reason === undefined ? { kind: 'ok' } : { kind: 'invalid_response', reason }, body };
 }

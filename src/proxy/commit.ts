@@ -45,12 +45,14 @@ export async function commit(req: ProxyRequest, res: ServerResponse, c: Committe
         res.writeHead(result.status, headers);
         res.end(result.body.bytes);
         overhead();
+        if (result.body.usage) endpoint.recordTokens(result.body.usage.input, result.body.usage.output);
         break;
       case 'sse':
         headers['cache-control'] = 'no-cache';
         res.writeHead(result.status, headers);
         overhead();
         outcome = await relaySse(req, res, result.body, live);
+        endpoint.recordTokens(result.body.scanner.inputTokens, result.body.scanner.outputTokens);
         break;
       case 'raw':
         res.writeHead(result.status, headers);

@@ -54,6 +54,7 @@ export class EndpointRuntime {
   #attemptCounters = new Map<OutcomeKind, { inc(): void }>();
   readonly inflightGauge: { inc(): void; dec(): void };
   readonly ttfb: { observe(v: number): void };
+  readonly #tokens: { input: { inc(n: number): void }; output: { inc(n: number): void } };
 
   constructor(upstream: string, config: EndpointConfig, breaker: BreakerConfig, timeouts: TimeoutsConfig, deps: EndpointDeps) {
     this.upstream = upstream;
@@ -64,6 +65,7 @@ export class EndpointRuntime {
     this.breaker = this.#newBreaker(breaker);
     this.inflightGauge = deps.metrics.inflight.labels(upstream, config.name);
     this.ttfb = deps.metrics.ttfb.labels(upstream, config.name);
+    this.#tokens = { input: deps.metrics.tokens.labels(upstream, config.name, 'input'), output: deps.metrics.tokens.labels(upstream, config.name, 'output') };
     this.#publishState(this.breaker.state.kind);
   }
 
@@ -157,6 +159,11 @@ export class EndpointRuntime {
     this.#hold = undefined;
     this.#modelHolds.clear();
     this.breaker.reset();
+  }
+
+  recordTokens(input: number, output: number): void {
+    if (input > 0) this.#tokens.input.inc(input);
+    if (output > 0) this.#tokens.output.inc(output);
   }
 
   /** Snapshot for /debug/state (never the key). */

@@ -8,7 +8,7 @@ import { createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflat
 import type { Clock } from '../clock.ts';
 import type { TimeoutsConfig } from '../config/runtime.ts';
 import { classifyHttpError, classifyJsonBody, classifyTransport, type AbortCause } from './classify.ts';
-import type { DialectRules } from './dialects/types.ts';
+import type { DialectRules, Usage } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { Outcome } from './outcome.ts';
 import { SseScanner } from './stream.ts';
@@ -33,7 +33,7 @@ export interface AttemptRequest {
 }
 
 export type ResponseBody =
-  | { kind: 'buffered'; bytes: Buffer }
+  | { kind: 'buffered'; bytes: Buffer; usage?: Usage | undefined }
   | { kind: 'sse'; first: string; scanner: SseScanner; rest: AsyncIterator<Buffer>; decoder: TextDecoder }
   | { kind: 'raw'; stream: Readable };
 
@@ -224,9 +224,10 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
       live.arm('response', timeouts.responseMs);
       const bytes = decodeWhole(await readAll(response.body, MAX_RESPONSE_BYTES), coding);
       live.dispose();
-      const outcome = isJson(contentType) ? classifyJsonBody(req.dialect, bytes.toString('utf8'), req.validate) : ({ kind: 'ok' } as const);
+      if (!isJson(contentType)) return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'buffered', bytes }, live };
+      const { outcome, body } = classifyJsonBody(req.dialect, bytes.toString('utf8'), req.validate);
       if (outcome.kind !== 'ok') return { kind: 'failed', outcome, response: undefined };
-      return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes }, live };
+      return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes, usage: req.dialect.readUsage(body) }, live };
     }
 
     // anything else (audio, files): committed at the headers, streamed as it comes

@@ -15,6 +15,9 @@ export class SseScanner {
   sawTerminal = false;
   /** the first data of an error event, when the provider reported one */
   errorData: string | undefined;
+  /** tokens reported so far (the largest count seen of each kind: providers repeat running totals) */
+  inputTokens = 0;
+  outputTokens = 0;
 
   constructor(dialect: DialectRules) {
     this.#dialect = dialect;
@@ -65,6 +68,19 @@ export class SseScanner {
     if (this.#dialect.isErrorEvent(event, data)) this.errorData ??= data;
     else this.dataEvents++;
     if (this.#dialect.isTerminalEvent(event, data)) this.sawTerminal = true;
+    if (data.includes('"usage"')) this.#readUsage(data);
+  }
+
+  #readUsage(data: string): void {
+    let usage;
+    try {
+      usage = this.#dialect.readUsage(JSON.parse(data));
+    } catch {
+      return;
+    }
+    if (!usage) return;
+    this.inputTokens = Math.max(this.inputTokens, usage.input);
+    this.outputTokens = Math.max(this.outputTokens, usage.output);
   }
 }
 

@@ -1,6 +1,6 @@
 // The Anthropic Messages dialect.
 import type { Outcome } from '../outcome.ts';
-import type { DialectRules, ErrorClassInput, OwnErrorKind } from './types.ts';
+import { usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind } from './types.ts';
 
 const TYPE: Record<OwnErrorKind, string> = {
   breaker_open: 'overloaded_error',
@@ -52,5 +52,10 @@ export const anthropic: DialectRules = {
   invalidBody,
   isTerminalEvent: (event) => event === 'message_stop',
   isErrorEvent: (event) => event === 'error',
+  // a message: body.usage; a stream: message_start carries input, message_delta the output
+  readUsage: (body) => {
+    const b = body as { usage?: unknown; message?: { usage?: unknown } } | undefined;
+    return usageFrom(b?.usage) ?? usageFrom(b?.message?.usage);
+  },
   maxTokenFields: ['max_tokens'],
 };

@@ -1,7 +1,7 @@
 // The OpenAI dialect (and every OpenAI-compatible provider: Azure, vLLM, Gemini's and
 // Anthropic's compatibility APIs, OpenRouter, Groq...).
 import type { Outcome } from '../outcome.ts';
-import type { DialectRules, ErrorClassInput, OwnErrorKind } from './types.ts';
+import { usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind } from './types.ts';
 
 const TYPE: Record<OwnErrorKind, string> = {
   breaker_open: 'server_error',
@@ -58,5 +58,10 @@ export const openai: DialectRules = {
   isTerminalEvent: (event, data) =>
     event === undefined ? data === '[DONE]' : event === 'response.completed' || event === 'response.incomplete' || event === 'response.failed',
   isErrorEvent: (event, data) => event === 'error' || (event === undefined && data.startsWith('{"error"')),
+  // chat/completions and embeddings: body.usage; Responses API: response.usage (also in response.completed)
+  readUsage: (body) => {
+    const b = body as { usage?: unknown; response?: { usage?: unknown } } | undefined;
+    return usageFrom(b?.usage) ?? usageFrom(b?.response?.usage);
+  },
   maxTokenFields: ['max_tokens', 'max_completion_tokens', 'max_output_tokens'],
 };

@@ -16,6 +16,24 @@ export type OwnErrorKind =
   | 'stream_broken'
   | 'internal';
 
+export interface Usage {
+  input: number;
+  output: number;
+}
+
+function count(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0;
+}
+
+/** usage objects in either naming (prompt/completion or input/output tokens) */
+export function usageFrom(u: unknown): Usage | undefined {
+  if (typeof u !== 'object' || u === null) return undefined;
+  const o = u as Record<string, unknown>;
+  const input = count(o.prompt_tokens ?? o.input_tokens);
+  const output = count(o.completion_tokens ?? o.output_tokens);
+  return input + output > 0 ? { input, output } : undefined;
+}
+
 export interface ErrorClassInput {
   status: number;
   /** the parsed error body, when it was JSON */
@@ -37,6 +55,8 @@ export interface DialectRules {
   isTerminalEvent(event: string | undefined, data: string): boolean;
   /** SSE: is this event the provider reporting an error? */
   isErrorEvent(event: string | undefined, data: string): boolean;
+  /** token usage in a JSON body or an SSE event's data, when it reports any */
+  readUsage(body: unknown): Usage | undefined;
   /** body fields a fallback's maxTokens caps */
   maxTokenFields: readonly string[];
 }
