@@ -25,7 +25,7 @@ spec:
   endpoints:
     - { name: p1, url: "${u.a}/v1" }
     - { name: p2, url: "${u.b}/v1", priority: 1 }
-  breaker: { volumeThreshold: 1, errorThresholdPercentage: 50, rollingWindow: 30s, openDuration: 4s, halfOpenRamp: [1] }
+  breaker: { volumeThreshold: 1, errorThresholdPercentage: 10, rollingWindow: 30s, openDuration: 4s, halfOpenRamp: [1] }
   retry: { maxAttempts: 2, backoff: { initial: 1ms, max: 1ms, jitter: none }, budget: { ratio: 1, minPerSecond: 100 } }
   fallbacks:
     - { model: big, chain: [ { model: small } ] }
