@@ -30,7 +30,7 @@ function isLocalHost(hostname: string): boolean {
   return (
     host === 'localhost' ||
     host === '::1' ||
-    host.startsWith('127.') ||
+    /^127\.[0-9]+\.[0-9]+\.[0-9]+$/.test(host) ||
     host.endsWith('.svc') ||
     host.endsWith('.svc.cluster.local')
   );
@@ -70,7 +70,7 @@ export const RULES: readonly CrossFieldRule[] = [
     cel:
       "self.url.startsWith('https://') || (has(self.insecure) && self.insecure) || (isURL(self.url) && (" +
       "url(self.url).getHostname() == 'localhost' || url(self.url).getHostname() == '::1' || " +
-      "url(self.url).getHostname().startsWith('127.') || url(self.url).getHostname().endsWith('.svc') || " +
+      "url(self.url).getHostname().matches('^127[.][0-9]+[.][0-9]+[.][0-9]+$') || url(self.url).getHostname().endsWith('.svc') || " +
       "url(self.url).getHostname().endsWith('.svc.cluster.local')))",
     message: 'url must use https unless the host is loopback or a cluster-local .svc name, or the endpoint sets insecure: true',
     fieldPath: '.url',
