@@ -129,6 +129,7 @@ export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, do
 export function compileConfig(docs: readonly unknown[], resolve: AuthResolver, source: string, generation: number, now = Date.now()): RuntimeConfig {
   const upstreams = new Map<string, UpstreamConfig>();
   docs.forEach((doc, i) => {
+    if (doc === undefined) return; // an empty document in a YAML stream: numbered, never compiled
     const document = describeDocument(doc, i);
     const violations = validateDocument(doc);
     if (violations.length > 0) throw new ConfigError(document, violations[0]!.path, violations[0]!.message);

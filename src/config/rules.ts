@@ -25,12 +25,18 @@ export interface CrossFieldRule {
 
 const backoffDefaults = DEFAULTS.retry.backoff;
 
+/**
+ * An http URL whose host is a 127.x.y.z literal. Matched on the URL itself, by CEL and by TS
+ * alike: a regex on CEL's url().getHostname() (a string of unknown length) exceeds the API
+ * server's CEL cost budget, while self.url has a maxLength.
+ */
+const LOOPBACK_V4_URL = '^http://127[.][0-9]+[.][0-9]+[.][0-9]+(:[0-9]+)?([/?#]|$)';
+
 function isLocalHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '');
   return (
     host === 'localhost' ||
     host === '::1' ||
-    /^127\.[0-9]+\.[0-9]+\.[0-9]+$/.test(host) ||
     host.endsWith('.svc') ||
     host.endsWith('.svc.cluster.local')
   );
@@ -49,7 +55,23 @@ function authSources(auth: AuthSpec): number {
   return Number(auth.secretRef !== undefined) + Number(auth.env !== undefined) + Number(auth.file !== undefined);
 }
 
+const HEADER_NAME = '^[A-Za-z0-9_.-]+$';
+
 export const RULES: readonly CrossFieldRule[] = [
+  {
+    // a bad header would make every request to the endpoint fail locally, looking like an outage
+    name: 'header-names-and-values',
+    at: 'spec.endpoints[].headers',
+    cel: `self.all(k, k.matches('${HEADER_NAME}') && !self[k].contains('\\n') && !self[k].contains('\\r'))`,
+    message: 'header names may use only letters, digits, "-", "_" and "."; values may not contain line breaks',
+    check(spec) {
+      const name = new RegExp(HEADER_NAME);
+      return eachEndpoint(spec, (e, i) => {
+        const bad = Object.entries(e.headers ?? {}).find(([k, v]) => !name.test(k) || /[\r\n]/.test(v));
+        return bad ? { path: `spec.endpoints[${i}].headers`, message: `header "${bad[0]}": ${this.message}` } : undefined;
+      });
+    },
+  },
   {
     name: 'unique-endpoint-names',
     at: 'spec.endpoints',
@@ -68,15 +90,15 @@ export const RULES: readonly CrossFieldRule[] = [
     name: 'https-unless-local',
     at: 'spec.endpoints[]',
     cel:
-      "self.url.startsWith('https://') || (has(self.insecure) && self.insecure) || (isURL(self.url) && (" +
+      `self.url.startsWith('https://') || (has(self.insecure) && self.insecure) || self.url.matches('${LOOPBACK_V4_URL}') || (isURL(self.url) && (` +
       "url(self.url).getHostname() == 'localhost' || url(self.url).getHostname() == '::1' || " +
-      "url(self.url).getHostname().matches('^127[.][0-9]+[.][0-9]+[.][0-9]+$') || url(self.url).getHostname().endsWith('.svc') || " +
+      "url(self.url).getHostname().endsWith('.svc') || " +
       "url(self.url).getHostname().endsWith('.svc.cluster.local')))",
     message: 'url must use https unless the host is loopback or a cluster-local .svc name, or the endpoint sets insecure: true',
     fieldPath: '.url',
     check(spec) {
       return eachEndpoint(spec, (e, i) => {
-        if (e.url.startsWith('https://') || e.insecure === true) return undefined;
+        if (e.url.startsWith('https://') || e.insecure === true || new RegExp(LOOPBACK_V4_URL).test(e.url)) return undefined;
         let hostname: string;
         try {
           hostname = new URL(e.url).hostname;

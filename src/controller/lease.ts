@@ -33,6 +33,9 @@ interface LeaseObject {
   };
 }
 
+/** held: acquired or renewed; taken: another replica holds an unexpired lease; failed: try again */
+type Attempt = 'held' | 'taken' | 'failed';
+
 const microTime = () => new Date().toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
 export class LeaderElector {
@@ -63,18 +66,19 @@ export class LeaderElector {
 
   async #tick(): Promise<void> {
     if (this.#stopped) return;
-    let ok = false;
+    let result: Attempt = 'failed';
     try {
-      ok = await this.#tryAcquireOrRenew();
+      result = await this.#tryAcquireOrRenew();
     } catch (err) {
       this.#o.log.warn({ lease: this.#o.name, err: (err as Error).message }, 'lease: acquire/renew failed');
     }
     if (this.#stopped) return;
-    if (ok && !this.#leading) {
+    if (result === 'held' && !this.#leading) {
       this.#leading = true;
       this.#o.log.info({ lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.#o.identity }, 'lease acquired: writing status');
       this.#o.onStartedLeading();
-    } else if (this.#leading && !this.holds()) {
+    } else if (this.#leading && (result === 'taken' || !this.holds())) {
+      this.#renewedAt = -Infinity;
       this.#leading = false;
       this.#o.log.warn({ lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.#o.identity }, 'lease lost: no more status writes');
       this.#o.onStoppedLeading();
@@ -82,7 +86,7 @@ export class LeaderElector {
     this.#timer = setTimeout(() => void this.#tick(), this.#o.retryPeriodMs);
   }
 
-  async #tryAcquireOrRenew(): Promise<boolean> {
+  async #tryAcquireOrRenew(): Promise<Attempt> {
     const { client, namespace, name, identity, leaseDurationMs } = this.#o;
     const sentAt = performance.now();
     const durationSeconds = Math.max(1, Math.round(leaseDurationMs / 1000));
@@ -104,9 +108,9 @@ export class LeaderElector {
           timeoutMs: this.#o.retryPeriodMs,
         })
         .catch((e: unknown) => (isConflict(e) ? undefined : Promise.reject(e)));
-      if (!created) return false;
+      if (!created) return 'failed';
       this.#renewed(sentAt, created);
-      return true;
+      return 'held';
     }
 
     const spec = lease.spec ?? {};
@@ -117,8 +121,7 @@ export class LeaderElector {
     }
     const theirDurationMs = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
     if (holder !== '' && holder !== identity && performance.now() - this.#observed.at < theirDurationMs) {
-      this.#leading = this.#leading && false;
-      return false;
+      return 'taken';
     }
     const now = microTime();
     const mine = holder === identity;
@@ -140,9 +143,9 @@ export class LeaderElector {
         timeoutMs: this.#o.retryPeriodMs,
       });
       this.#renewed(sentAt, updated);
-      return true;
+      return 'held';
     } catch (err) {
-      if (isConflict(err)) return false; // someone else wrote it first
+      if (isConflict(err)) return 'failed'; // someone else wrote it first
       throw err;
     }
   }

@@ -28,6 +28,9 @@ export interface Transition {
   reason: string;
 }
 
+/** Epochs are unique across breaker instances, so a ticket from a replaced breaker never matches. */
+let epochs = 0;
+
 const FAILURE = Object.freeze(new Error('attempt failed')) as Error;
 type Fire = (verdict: 'success' | 'failure') => Promise<void>;
 const action: Fire = (verdict) => (verdict === 'success' ? Promise.resolve() : Promise.reject(FAILURE));
@@ -36,7 +39,7 @@ export class Breaker {
   readonly config: BreakerConfig;
   #clock: Clock;
   #state: BreakerState;
-  #epoch = 0;
+  #epoch = ++epochs;
   #cb: CircuitBreaker<[verdict: 'success' | 'failure'], void>;
   #timer: NodeJS.Timeout | undefined;
   /** the latest time a provider asked us to stay away (Retry-After), extends the next opening */
@@ -146,7 +149,8 @@ export class Breaker {
     const cb = new CircuitBreaker(action, {
       timeout: false, // Breakwater enforces its own timeouts, so a timeout is classified like any other outcome
       resetTimeout: config.openDurationMs, // unused: this class decides when to half-open
-      errorThresholdPercentage: config.errorThresholdPercentage,
+      // opossum opens only above the threshold; 100 % must still open when every call fails
+      errorThresholdPercentage: Math.min(config.errorThresholdPercentage, 99.999),
       volumeThreshold: config.volumeThreshold,
       rollingCountTimeout: config.rollingWindowMs,
       rollingCountBuckets: 10,
@@ -206,7 +210,7 @@ export class Breaker {
   #set(next: BreakerState, reason: string, newEpoch: boolean): void {
     const from = this.#state.kind;
     this.#state = next;
-    if (newEpoch) this.#epoch++;
+    if (newEpoch) this.#epoch = ++epochs;
     if (from !== next.kind) this.#onTransition({ from, to: next.kind, reason }, next);
   }
 }

@@ -21,8 +21,8 @@ export function retryAfterMs(headers: HeaderBag, now: number): number | undefine
     const value = Number(ms);
     if (Number.isFinite(value) && value >= 0) return Math.ceil(value);
   }
-  const after = first(headers['retry-after']);
-  if (after === undefined) return undefined;
+  const after = first(headers['retry-after'])?.trim();
+  if (after === undefined || after === '') return undefined;
   const seconds = Number(after);
   if (Number.isFinite(seconds)) return seconds >= 0 ? Math.ceil(seconds * 1000) : undefined;
   const date = Date.parse(after);
@@ -42,11 +42,17 @@ export function deadlineFor(start: number, totalMs: number, headers: HeaderBag):
   return start + budget;
 }
 
+const TIMEOUT_PART = /([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)/g;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** milliseconds ("1500"), or a Go-style duration with decimals ("1.5s", "1m30s") */
 function parseTimeoutHeader(value: string): number | undefined {
-  const match = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m)?$/.exec(value.trim());
-  if (!match) return undefined;
-  const n = Number(match[1]);
-  return match[2] === 's' ? n * 1000 : match[2] === 'm' ? n * 60_000 : n;
+  const text = value.trim();
+  if (/^[0-9]+(\.[0-9]+)?$/.test(text)) return Number(text);
+  if (!/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/.test(text)) return undefined;
+  let total = 0;
+  for (const [, n, unit] of text.matchAll(TIMEOUT_PART)) total += Number(n) * UNIT_MS[unit!]!;
+  return total;
 }
 
 /**
@@ -72,7 +78,7 @@ export class RetryBudget {
     this.#ratio = budget.ratio;
     this.#minPerSecond = budget.minPerSecond;
     // starts full: a fresh sidecar must be able to fail over on its very first request
-    this.#reserve = Math.max(1, budget.minPerSecond);
+    this.#reserve = RetryBudget.#cap(budget.minPerSecond);
     this.#reserveAt = clock.now();
   }
 
@@ -96,12 +102,12 @@ export class RetryBudget {
   tryRetry(): boolean {
     const now = this.#clock.now();
     this.#expire(now);
-    if (this.#earned >= 1) {
+    if (this.#earned >= 1 - 1e-9) { // ten deposits of 0.2 sum to 1.9999999999999998
       this.#earned -= 1;
       return true;
     }
     this.#refill(now);
-    if (this.#reserve >= 1) {
+    if (this.#reserve >= 1 - 1e-9) {
       this.#reserve -= 1;
       return true;
     }
@@ -116,8 +122,13 @@ export class RetryBudget {
     return Math.floor(this.#earned) + Math.floor(this.#reserve);
   }
 
+  /** one second's worth, and at least one token so that a rate below 1/s still allows a retry; none at 0 */
+  static #cap(minPerSecond: number): number {
+    return minPerSecond > 0 ? Math.max(1, minPerSecond) : 0;
+  }
+
   #refill(now: number): void {
-    const cap = Math.max(1, this.#minPerSecond);
+    const cap = RetryBudget.#cap(this.#minPerSecond);
     this.#reserve = Math.min(cap, this.#reserve + ((now - this.#reserveAt) / 1000) * this.#minPerSecond);
     this.#reserveAt = now;
   }

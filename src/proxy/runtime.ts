@@ -71,6 +71,7 @@ export class ProxyRuntime implements ConfigSink {
     this.#budgets = new Map([...upstreams].map(([name, u]) => [name, u.budget]));
     const generation = (this.#snapshot?.generation ?? 0) + 1;
     this.#snapshot = { generation, source, appliedAt: clock.now(), upstreams };
+    this.lastRejection = undefined;
     for (const e of removed) {
       log.info({ upstream: e.upstream, endpoint: e.name }, 'endpoint removed from config: draining');
       e.drain().catch((err: unknown) => log.warn({ upstream: e.upstream, endpoint: e.name, err }, 'endpoint drain failed'));

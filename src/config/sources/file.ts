@@ -10,7 +10,8 @@ import type { ConfigSink } from '../sink.ts';
 /** Off Kubernetes, keys come from the environment or a file (a mounted Secret). */
 export const envOrFileAuth: AuthResolver = (auth, where) => {
   if (auth.env !== undefined) {
-    const value = process.env[auth.env];
+    // a Secret fed through the environment often ends in a newline, which no header may carry
+    const value = process.env[auth.env]?.trim();
     if (value === undefined || value === '') throw new ConfigError(where.document, where.path, `environment variable ${auth.env} is not set`, 'SecretNotFound');
     return new Secret(value);
   }
@@ -27,7 +28,10 @@ export const envOrFileAuth: AuthResolver = (auth, where) => {
   throw new ConfigError(where.document, where.path, 'secretRef needs the Kubernetes source (--kubernetes); use env or file with --config', 'Unresolvable');
 };
 
-/** Parses a YAML stream into plain documents; empty documents (a trailing ---) are skipped. */
+/**
+ * Parses a YAML stream into plain documents. An empty document (a stray or trailing ---) is
+ * kept as undefined, so that every message numbers documents as the file does.
+ */
 export function parseYamlStream(text: string, fileName: string): unknown[] {
   const docs = parseAllDocuments(text, { prettyErrors: true });
   const out: unknown[] = [];
@@ -35,7 +39,7 @@ export function parseYamlStream(text: string, fileName: string): unknown[] {
     const error = doc.errors[0];
     if (error) throw new ConfigError(`${fileName} document ${i + 1}`, `line ${error.linePos?.[0]?.line ?? '?'}`, error.message.split('\n')[0] ?? 'invalid YAML');
     const value: unknown = doc.toJS();
-    if (value !== null && value !== undefined) out.push(value);
+    out.push(value === null ? undefined : value);
   }
   return out;
 }
@@ -61,26 +65,28 @@ export function startFileSource(options: FileSourceOptions): FileSource {
   const path = resolvePath(options.path);
   const source = `file:${path}`;
   const auth = options.auth ?? envOrFileAuth;
+  /** the text last tried, good or bad: a watch event on unchanged text is skipped */
   let lastText: string | undefined;
 
-  const load = (): void => {
+  const load = (force = false): void => {
     let text: string;
     try {
       text = readFileSync(path, 'utf8');
     } catch (err) {
       throw new ConfigError(path, '(file)', `cannot read config file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
-    if (text === lastText) return;
-    const config = compileConfig(parseYamlStream(text, basename(path)), auth, source, 0);
+    if (text === lastText && !force) return;
     lastText = text;
+    const config = compileConfig(parseYamlStream(text, basename(path)), auth, source, 0);
     options.sink.apply([...config.upstreams.values()], source);
   };
 
   load();
 
-  const reload = (): void => {
+  // an explicit reload (SIGHUP) re-reads even unchanged text: a key file may have rotated
+  const reload = (force = false): void => {
     try {
-      load();
+      load(force);
     } catch (err) {
       if (err instanceof ConfigError) options.sink.reject(err, source);
       else throw err;
@@ -91,11 +97,11 @@ export function startFileSource(options: FileSourceOptions): FileSource {
   const watcher: FSWatcher = watch(dirname(path), { persistent: false }, (_event, name) => {
     if (name !== null && name !== basename(path) && !name.startsWith('..')) return;
     clearTimeout(timer);
-    timer = setTimeout(reload, options.debounceMs ?? 100);
+    timer = setTimeout(() => reload(false), options.debounceMs ?? 100);
   });
 
   return {
-    reload,
+    reload: () => reload(true),
     close() {
       clearTimeout(timer);
       watcher.close();

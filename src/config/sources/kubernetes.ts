@@ -105,7 +105,8 @@ export async function startKubernetesSource(options: KubernetesSourceOptions): P
       const name = obj.metadata?.name ?? '';
       names.add(name);
       const objRefs = secretRefsOf(obj);
-      const fingerprint = `${obj.metadata?.uid}@${obj.metadata?.resourceVersion}|${objRefs.map((r: SecretRef) => `${r.name}=${secrets.version(r)}`).join(',')}`;
+      // generation, not resourceVersion: a status write by the controller changes nothing here
+      const fingerprint = `${obj.metadata?.uid}@${obj.metadata?.generation}|${objRefs.map((r: SecretRef) => `${r.name}=${secrets.version(r)}`).join(',')}`;
       if (good.get(name)?.fingerprint === fingerprint) continue;
       try {
         const config = compileUpstream(toDocument(obj), resolve);

@@ -41,6 +41,10 @@ const CASES: Record<string, Case> = {
       'a name that only contains .svc': { spec: spec({ endpoints: [ep('a', 'http://llm.svc.example.com/v1')] }), path: 'spec.endpoints[0].url' },
       // 127.example.com is a public DNS name, not a loopback address: the key would travel in clear text.
       'a public name that only begins with "127."': { spec: spec({ endpoints: [ep('a', 'http://127.example.com/v1')] }), path: 'spec.endpoints[0].url' },
+      'a public name that begins with a whole loopback address': { spec: spec({ endpoints: [ep('a', 'http://127.0.0.1.example.com/v1')] }), path: 'spec.endpoints[0].url' },
+      // the host here is llm.example.com; "127.0.0.1:8080" is only userinfo
+      'a public host behind loopback-looking userinfo': { spec: spec({ endpoints: [ep('a', 'http://127.0.0.1:8080@llm.example.com/v1')] }), path: 'spec.endpoints[0].url' },
+      'a public host behind localhost userinfo': { spec: spec({ endpoints: [ep('a', 'http://localhost@llm.example.com/v1')] }), path: 'spec.endpoints[0].url' },
     },
   },
   'auth-one-source': {

@@ -97,6 +97,17 @@ describe('validateDocument', () => {
     expect(pathsOf(validateDocument(withSpec({ endpoints: [endpoint] })))).toContain(path);
   });
 
+  // undici refuses such a request with UND_ERR_INVALID_ARG, which classifyTransport counts as a
+  // connect failure: every request would fail and the endpoint's breaker would open.
+  it.each([
+    ['a name with a space', { 'x bad': 'v' }],
+    ['a name with a colon', { 'x-bad:': 'v' }],
+    ['a value with a line break', { 'x-tenant': 'a\r\nx-injected: 1' }],
+  ])('rejects an extra header with %s, naming the headers', (_label, headers) => {
+    const v = validateDocument(withSpec({ endpoints: [{ name: 'a', url: 'https://a.example.com/v1', headers }] }));
+    expect(pathsOf(v).some((p) => p.startsWith('spec.endpoints[0].headers')), JSON.stringify(v)).toBe(true);
+  });
+
   it('checks the document envelope: apiVersion, kind and metadata.name', () => {
     expect(pathsOf(validateDocument({ ...doc(), apiVersion: 'breakwater.dev/v1' }))).toEqual(['apiVersion']);
     expect(pathsOf(validateDocument({ ...doc(), kind: 'Upstream' }))).toEqual(['kind']);
