@@ -164,14 +164,14 @@ export class Readiness {
       this.#heldSince.delete(e);
       return { name: e.name, available: false, why: `breaker open (${state.reason})`, since: state.since };
     }
-    if (e.availableAt(undefined, now) > now) {
+    const hold = e.describe(now).hold; // held for a provider's Retry-After or an account error
+    if (hold) {
       let since = this.#heldSince.get(e);
       if (since === undefined) {
         since = now;
         this.#heldSince.set(e, since);
       }
-      const hold = e.describe(now).hold;
-      return { name: e.name, available: false, why: `held${hold ? ` (${hold.reason})` : ''}`, since };
+      return { name: e.name, available: false, why: `held (${hold.reason})`, since };
     }
     this.#heldSince.delete(e);
     return { name: e.name, available: true, why: undefined, since: undefined };

@@ -47,6 +47,8 @@ export class LeaderElector {
   #observed: { holder: string; renewTime: string; at: number } | undefined;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** the last renewal came after holds() had turned false (frozen, partitioned, API server away) */
+  #gap = false;
 
   constructor(options: LeaseOptions) {
     if (!(options.renewDeadlineMs < options.leaseDurationMs)) throw new Error('lease: renew deadline must be shorter than the lease duration');
@@ -73,9 +75,10 @@ export class LeaderElector {
       this.#o.log.warn({ lease: this.#o.name, err: (err as Error).message }, 'lease: acquire/renew failed');
     }
     if (this.#stopped) return;
-    if (result === 'held' && !this.#leading) {
+    if (result === 'held' && (!this.#leading || this.#gap)) {
+      // acquired, or renewed after a gap in which holds() was false (and writes were skipped)
       this.#leading = true;
-      this.#o.log.info({ lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.#o.identity }, 'lease acquired: writing status');
+      this.#o.log.info({ lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.#o.identity, afterGap: this.#gap }, 'lease acquired: writing status');
       this.#o.onStartedLeading();
     } else if (this.#leading && (result === 'taken' || !this.holds())) {
       this.#renewedAt = -Infinity;
@@ -151,6 +154,7 @@ export class LeaderElector {
   }
 
   #renewed(sentAt: number, lease: LeaseObject): void {
+    this.#gap = sentAt - this.#renewedAt >= this.#o.renewDeadlineMs;
     this.#renewedAt = sentAt;
     this.#observed = { holder: lease.spec?.holderIdentity ?? '', renewTime: lease.spec?.renewTime ?? '', at: performance.now() };
   }

@@ -75,7 +75,7 @@ interface Failure {
 }
 
 export async function runAttempts(req: ProxyRequest, res: ServerResponse, deps: LoopDeps): Promise<RequestOutcome> {
-  const { clock, log, metrics } = deps;
+  const { clock, log } = deps;
   const { upstream } = req;
   const { retry } = upstream.config;
   const targets = targetsFor(req);
@@ -99,16 +99,19 @@ export async function runAttempts(req: ProxyRequest, res: ServerResponse, deps: 
             endpoint.breaker.record(admission.ticket, 'ignore');
             budgetSpent = true;
             upstream.counters.budgetExhausted.inc();
-            log.warn({ upstream: upstream.config.name, requestId: req.requestId, attempts }, 'retry budget exhausted: no further attempts for this request');
+            log.warn(
+              { upstream: upstream.config.name, endpoint: endpoint.name, requestId: req.requestId, attempts, reason: last ? describeOutcome(last.outcome) : 'unknown' },
+              'retry budget exhausted: no further attempts for this request',
+            );
             break passes;
           }
-          metrics.retries.labels(upstream.config.name, last?.outcome.kind ?? 'unknown').inc();
+          upstream.countRetry(last?.outcome.kind ?? 'unknown');
         } else {
           upstream.budget.recordFirstAttempt();
         }
         if (target.fallback && !announced.has(target)) {
           announced.add(target);
-          metrics.fallbacks.labels(upstream.config.name, req.model ?? '', target.model ?? '').inc();
+          upstream.countFallback(req.model ?? '', target.model ?? '');
           log.warn({ upstream: upstream.config.name, requestId: req.requestId, from: req.model, to: target.model }, 'falling back to a smaller model');
         }
         attempts++;

@@ -110,8 +110,10 @@ export class EndpointRuntime {
    * provider's own wait (worth sleeping for); 'open' is the breaker (fail fast instead).
    */
   availability(model: string | undefined, now: number): Availability {
-    const breakerAt = this.breaker.availableAt();
-    if (breakerAt > now) return { kind: 'open', at: breakerAt };
+    // by state, not by comparing times: a closed breaker's availableAt() is its clock's now,
+    // which is later than `now` once a millisecond has passed
+    const state = this.breaker.state;
+    if (state.kind === 'open') return { kind: 'open', at: state.until };
     let held = 0;
     if (this.#hold && this.#hold.until > now) held = this.#hold.until;
     const modelUntil = model === undefined ? undefined : this.#modelHolds.get(model);

@@ -160,7 +160,7 @@ export class ProxyServer {
     }
     const { config, dialect } = upstream;
     const done = (outcome: RequestOutcome) => {
-      metrics.requests.labels(config.name, outcome).inc();
+      upstream.countRequest(outcome);
       upstream.counters.duration.observe((performance.now() - started) / 1000);
       log.debug({ upstream: config.name, requestId, method: req.method, path, status: res.statusCode, outcome, ms: Math.round(performance.now() - started) }, 'request');
     };

@@ -19,6 +19,11 @@ export class UpstreamRuntime {
     overhead: { observe(v: number): void };
     budgetExhausted: { inc(): void };
   };
+  /** label children bound once per label value, so a request allocates no label objects */
+  readonly #requests = new Map<string, { inc(): void }>();
+  readonly #retries = new Map<string, { inc(): void }>();
+  readonly #fallbacks = new Map<string, { inc(): void }>();
+  readonly #metrics: Metrics;
 
   constructor(config: UpstreamConfig, endpoints: readonly EndpointRuntime[], budget: RetryBudget, metrics: Metrics) {
     this.config = config;
@@ -33,11 +38,32 @@ export class UpstreamRuntime {
     }
     this.#groups = groups;
     this.#weighted = groups.some((g) => g.length > 1);
+    this.#metrics = metrics;
     this.counters = {
       duration: metrics.requestDuration.labels(config.name),
       overhead: metrics.overhead.labels(config.name),
       budgetExhausted: metrics.retryBudgetExhausted.labels(config.name),
     };
+  }
+
+  countRequest(outcome: string): void {
+    let child = this.#requests.get(outcome);
+    if (!child) this.#requests.set(outcome, (child = this.#metrics.requests.labels(this.config.name, outcome)));
+    child.inc();
+  }
+
+  countRetry(reason: string): void {
+    let child = this.#retries.get(reason);
+    if (!child) this.#retries.set(reason, (child = this.#metrics.retries.labels(this.config.name, reason)));
+    child.inc();
+  }
+
+  /** model names here are configured ones only (a fallback chain's), never free text from the app */
+  countFallback(from: string, to: string): void {
+    const key = `${from}\n${to}`;
+    let child = this.#fallbacks.get(key);
+    if (!child) this.#fallbacks.set(key, (child = this.#metrics.fallbacks.labels(this.config.name, from, to)));
+    child.inc();
   }
 
   /** Endpoints in the order this request tries them: by priority, weighted-random within one. */

@@ -30,7 +30,7 @@ describe('the breakwater process', () => {
         { name: 'bad', endpoints: [{ name: 'a', url: 'http://api.example.com/v1' }] },
       ]),
     );
-    const r = spawnSync(BIN, ['proxy', '--config', path, '--listen', '127.0.0.1:0'], { encoding: 'utf8', env: { ...process.env, [TEST_KEY_ENV]: 'k' }, timeout: 20_000 });
+    const r = spawnSync(BIN, ['proxy', '--config', path, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { encoding: 'utf8', env: { ...process.env, [TEST_KEY_ENV]: 'k' }, timeout: 20_000 });
     expect(r.status).not.toBe(0);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
@@ -50,7 +50,7 @@ describe('the breakwater process', () => {
     const path = join(dir, 'good.yaml');
     writeFileSync(path, upstreamsYaml([{ name: 'openai', endpoints: [{ name: 'a', url: `${fake.url}/v1` }] }]));
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const child = spawn(BIN, ['proxy', '--config', path, '--listen', `127.0.0.1:${port}`, '--drain', '10s'], {
+    const child = spawn(BIN, ['proxy', '--config', path, '--listen', `127.0.0.1:${port}`, '--admin', '127.0.0.1:0', '--drain', '10s'], {
       env: { ...process.env, [TEST_KEY_ENV]: 'k' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

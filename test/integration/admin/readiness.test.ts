@@ -165,12 +165,12 @@ describe('readiness under the breakers policy', () => {
 
   it('turns unready while shutting down', async () => {
     const stack = await startStack({ fakes: ['a', 'b', 'c'], yaml: outageYaml, unreadyAfterMs: UNREADY_AFTER_MS });
+    stacks.push(stack);
     expect((await readyz(stack)).status).toBe(200);
     stack.proxy.admin!.shutdown();
     const r = await readyz(stack);
     expect(r.status).toBe(503);
     expect(r.body.reason).toMatch(/shutting down/);
-    await stack.close();
   });
 });
 

@@ -78,6 +78,18 @@ const CASES: Record<string, Case> = {
       'max alone, below the default initial': { spec: spec({ retry: { backoff: { max: '100ms' } } }), path: 'spec.retry.backoff.max' },
     },
   },
+  'header-names-and-values': {
+    good: {
+      'ordinary extra headers': spec({ endpoints: [{ name: 'a', url: 'https://a.example.com/v1', headers: { 'api-version': '2025-04-01', 'x_tenant.id': 'shop' } }] }),
+    },
+    bad: {
+      'a header name with a space': { spec: spec({ endpoints: [{ name: 'a', url: 'https://a.example.com/v1', headers: { 'x bad': 'v' } }] }), path: 'spec.endpoints[0].headers' },
+      'a header value with a line break': {
+        spec: spec({ endpoints: [{ name: 'a', url: 'https://a.example.com/v1', headers: { 'x-tenant': 'a\r\nx-injected: 1' } }] }),
+        path: 'spec.endpoints[0].headers',
+      },
+    },
+  },
   'unique-fallback-models': {
     good: { 'one chain per model': spec({ fallbacks: [{ model: 'a', chain: [{ model: 'x' }] }, { model: 'b', chain: [{ model: 'x' }] }] }) },
     bad: {
