@@ -26,5 +26,11 @@ test: deps typecheck
 unit: deps
 	$(VITEST) run test/unit
 
+crd: deps
+	$(NODE) hack/gen-crd.ts
+
+crd-check: deps
+	$(NODE) hack/gen-crd.ts --check
+
 bench: deps
 	$(NODE) bench/run.ts

@@ -77,8 +77,9 @@ export class LeaderElector {
     if (this.#stopped) return;
     if (result === 'held' && (!this.#leading || this.#gap)) {
       // acquired, or renewed after a gap in which holds() was false (and writes were skipped)
+      const resumed = this.#leading;
       this.#leading = true;
-      this.#o.log.info({ lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.#o.identity, afterGap: this.#gap }, 'lease acquired: writing status');
+      this.#o.log.info({ lease: `${this.#o.namespace}/${this.#o.name}`, identity: this.#o.identity, resumed }, resumed ? 'lease renewed after a gap: writing status again' : 'lease acquired: writing status');
       this.#o.onStartedLeading();
     } else if (this.#leading && (result === 'taken' || !this.holds())) {
       this.#renewedAt = -Infinity;

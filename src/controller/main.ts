@@ -15,7 +15,7 @@ import { WorkQueue } from '../config/sources/kubernetes/queue.ts';
 import { SecretStore, secretRefsOf } from '../config/sources/kubernetes/secrets.ts';
 import { createLogger, type Logger } from '../telemetry/log.ts';
 import { LeaderElector } from './lease.ts';
-import { desiredStatus, sameStatus } from './status.ts';
+import { desiredStatus, patchStatus, sameStatus } from './status.ts';
 
 const FLAGS = {
   namespace: { type: 'string' },
@@ -34,7 +34,10 @@ const FLAGS = {
 
 type Flags = { [K in keyof typeof FLAGS]: (typeof FLAGS)[K]['type'] extends 'boolean' ? boolean | undefined : string | undefined };
 
-export class ControllerUsageError extends Error {}
+/** A bad flag. Its code is node:util parseArgs' own, so main.ts prints it as one usage line. */
+export class ControllerUsageError extends Error {
+  readonly code = 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE';
+}
 
 /** --flag, else BREAKWATER_FLAG, else the default (as for `breakwater proxy`). */
 export function parseControllerFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): Flags {
@@ -76,6 +79,12 @@ export async function startController(flags: Flags, log: Logger): Promise<Runnin
   const identity = flags.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
   const fieldManager = String(flags['field-manager']);
   const resyncMs = duration(flags, 'resync');
+  const leaseDurationMs = duration(flags, 'lease-duration');
+  const renewDeadlineMs = duration(flags, 'renew-deadline');
+  const retryPeriodMs = duration(flags, 'retry-period');
+  if (!(retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
+    throw new ControllerUsageError('--retry-period < --renew-deadline < --lease-duration is required (fencing: the holder stops writing before another replica may take over)');
+  }
   const timeoutSeconds = watchTimeoutSeconds(staleAfterFromEnv());
   const client = new KubeClient(loadKubeConfig(flags.kubeconfig ?? process.env.KUBECONFIG));
 
@@ -102,12 +111,7 @@ export async function startController(flags: Flags, log: Logger): Promise<Runnin
       log.info({ upstream: key }, 'not writing status: the lease is no longer held');
       return;
     }
-    await client.request('PATCH', paths.upstreamStatus(obj.metadata!.namespace!, obj.metadata!.name!), {
-      query: { fieldManager },
-      contentType: 'application/merge-patch+json',
-      // resourceVersion: the write fails (409, retried) if the object moved since it was read
-      body: { metadata: { resourceVersion: obj.metadata?.resourceVersion }, status: desired },
-    });
+    await patchStatus(client, obj, desired, fieldManager);
     const accepted = desired.conditions?.find((c) => c.type === 'Accepted');
     const refsCondition = desired.conditions?.find((c) => c.type === 'ResolvedRefs');
     log.info(
@@ -145,9 +149,9 @@ export async function startController(flags: Flags, log: Logger): Promise<Runnin
     namespace: leaseNamespace,
     name: String(flags['lease-name']),
     identity,
-    leaseDurationMs: duration(flags, 'lease-duration'),
-    renewDeadlineMs: duration(flags, 'renew-deadline'),
-    retryPeriodMs: duration(flags, 'retry-period'),
+    leaseDurationMs,
+    renewDeadlineMs,
+    retryPeriodMs,
     log,
     onStartedLeading: enqueueAll,
     onStoppedLeading: () => undefined,

@@ -5,6 +5,7 @@
 import { compileUpstream, ConfigError, type AuthResolver, type ConfigErrorReason } from '../config/compile.ts';
 import type { Condition, UpstreamStatus } from '../config/schema.ts';
 import { toDocument, type UpstreamObject } from '../config/sources/kubernetes.ts';
+import { paths, type KubeClient } from '../config/sources/kubernetes/client.ts';
 
 export type ConditionType = 'Accepted' | 'ResolvedRefs';
 export type Reason = 'Valid' | ConfigErrorReason;
@@ -81,4 +82,17 @@ export function sameStatus(a: UpstreamStatus | undefined, b: UpstreamStatus): bo
   const as = (a.conditions ?? []).map(key).sort().join('\n');
   const bs = (b.conditions ?? []).map(key).sort().join('\n');
   return as === bs;
+}
+
+/**
+ * Writes `status` (a merge patch of the status subresource). The object's resourceVersion is a
+ * precondition: if it moved since it was read, the API server answers 409 and the sync retries
+ * on fresh data. Call it only right after checking the lease (fencing).
+ */
+export async function patchStatus(client: KubeClient, obj: UpstreamObject, status: UpstreamStatus, fieldManager: string): Promise<void> {
+  await client.request('PATCH', paths.upstreamStatus(obj.metadata!.namespace!, obj.metadata!.name!), {
+    query: { fieldManager },
+    contentType: 'application/merge-patch+json',
+    body: { metadata: { resourceVersion: obj.metadata?.resourceVersion }, status },
+  });
 }

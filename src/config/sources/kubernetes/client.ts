@@ -3,6 +3,7 @@
 // sync. Errors carry the HTTP status and the API's `reason`, checked by code, never by message.
 import { KubeConfig, RequestContext, type HttpMethod } from '@kubernetes/client-node';
 import { fetch, type Dispatcher } from 'undici';
+import { ConfigError } from '../../compile.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
@@ -28,6 +29,10 @@ export function isForbidden(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 403;
 }
 
+export function isTooManyRequests(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 429;
+}
+
 export function isConflict(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 409;
 }
@@ -41,11 +46,20 @@ export interface RequestOptions {
 }
 
 /** Loads a kubeconfig file when given (KUBECONFIG), the in-cluster ServiceAccount otherwise. */
+/** Throws ConfigError (main.ts prints it as one line and exits non-zero). */
 export function loadKubeConfig(kubeconfig: string | undefined): KubeConfig {
   const kc = new KubeConfig();
-  if (kubeconfig) kc.loadFromFile(kubeconfig);
-  else kc.loadFromCluster();
-  if (!kc.getCurrentCluster()) throw new Error(kubeconfig ? `kubeconfig ${kubeconfig} names no current cluster` : 'not running in a cluster and no KUBECONFIG given');
+  const where = kubeconfig ?? 'in-cluster ServiceAccount';
+  try {
+    if (kubeconfig) kc.loadFromFile(kubeconfig);
+    else kc.loadFromCluster();
+  } catch (err) {
+    throw new ConfigError(where, '(kubeconfig)', `cannot load: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster || !cluster.server || cluster.server.includes('undefined')) {
+    throw new ConfigError(where, '(kubeconfig)', kubeconfig ? 'names no current cluster' : 'not running in a pod (KUBERNETES_SERVICE_HOST unset) and no KUBECONFIG given');
+  }
   return kc;
 }
 

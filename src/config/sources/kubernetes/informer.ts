@@ -58,9 +58,11 @@ export class Informer<T extends KubernetesObject> {
   constructor(options: InformerOptions<T>) {
     this.#options = options;
     const informer = this;
-    const alive = (): void => {
+    /** `delivered`: an event or bookmark arrived (only that resets the backoff, so a watch that
+     * opens and fails at once, e.g. 403 after a good list, cannot loop fast) */
+    const alive = (delivered: boolean): void => {
       informer.lastSignOfLife = now();
-      informer.#failures = 0;
+      if (delivered) informer.#failures = 0;
       if (!informer.connected) {
         informer.connected = true;
         options.log.info({ watch: options.what }, 'kubernetes watch connected');
@@ -81,7 +83,11 @@ export class Informer<T extends KubernetesObject> {
             path,
             params,
             (phase, obj, watchObj) => {
-              alive();
+              alive(phase !== 'ERROR');
+              if (phase === 'ERROR') {
+                const status = obj as { code?: number; reason?: string; message?: string };
+                options.log.info({ watch: options.what, code: status.code, reason: status.reason }, `kubernetes watch ended by the API server: ${status.message ?? ''}${status.code === 410 ? ' (re-listing)' : ''}`);
+              }
               callback(phase, obj, watchObj);
             },
             (err) => {
@@ -89,7 +95,7 @@ export class Informer<T extends KubernetesObject> {
               done(err);
             },
           );
-          if (!finished) alive(); // the API server answered 200: the watch is open
+          if (!finished) alive(false); // the API server answered 200: the watch is open
           return controller;
         } catch (err) {
           if (!finished) done(err);
@@ -102,7 +108,8 @@ export class Informer<T extends KubernetesObject> {
       (() => options.client.request<KubernetesListObject<T>>('GET', options.path, { query: { fieldSelector: options.fieldSelector } }));
     const listFn = async (): Promise<KubernetesListObject<T>> => {
       const result = await list();
-      alive();
+      alive(false);
+      if (informer.#synced) options.log.info({ watch: options.what, resourceVersion: result.metadata?.resourceVersion }, 'kubernetes watch re-listed');
       // ListWatch applies the items right after this promise resolves (no await in between).
       setImmediate(() => {
         informer.#synced = true;
@@ -139,8 +146,9 @@ export class Informer<T extends KubernetesObject> {
       this.#options.onHealth?.();
     }
     this.#options.onError?.(err);
-    const delay = this.#options.retryDelayMs?.(err, this.#failures) ?? backoffMs(this.#failures);
     const status = err instanceof KubeApiError ? err.status : (err as { statusCode?: number }).statusCode;
+    // 429: the API server is up but busy or still initializing its storage; ask again soon
+    const delay = this.#options.retryDelayMs?.(err, this.#failures) ?? (status === 429 ? backoffMs(1, 1_000) : backoffMs(this.#failures));
     const detail = err instanceof Error ? err.message : String(err);
     log.warn({ watch: what, status, failures: this.#failures, retryInMs: Math.round(delay) }, `kubernetes watch failed, retrying: ${detail}`);
     clearTimeout(this.#restartTimer);

@@ -9,12 +9,10 @@ export class WorkQueue {
   #sync: (key: string) => Promise<void>;
   #log: Logger;
   #pending = new Set<string>();
-  #active: string | undefined;
   #failures = new Map<string, number>();
   #timers = new Map<string, NodeJS.Timeout>();
   #running = false;
   #stopped = false;
-  #idle: (() => void)[] = [];
 
   constructor(sync: (key: string) => Promise<void>, log: Logger) {
     this.#sync = sync;
@@ -37,18 +35,11 @@ export class WorkQueue {
     this.#timers.set(key, timer);
   }
 
-  /** Resolves when nothing is pending or running (tests). */
-  idle(): Promise<void> {
-    if (!this.#running && this.#pending.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle.push(resolve));
-  }
-
   async #work(): Promise<void> {
     this.#running = true;
     while (!this.#stopped && this.#pending.size > 0) {
       const key = this.#pending.values().next().value as string;
       this.#pending.delete(key);
-      this.#active = key;
       try {
         await this.#sync(key);
         this.#failures.delete(key);
@@ -58,16 +49,9 @@ export class WorkQueue {
         const delay = backoffMs(failures, 500, 30_000);
         this.#log.warn({ key, failures, retryInMs: Math.round(delay), err: (err as Error).message }, 'sync failed; retrying');
         this.addAfter(key, delay);
-      } finally {
-        this.#active = undefined;
       }
     }
     this.#running = false;
-    for (const resolve of this.#idle.splice(0)) resolve();
-  }
-
-  get active(): string | undefined {
-    return this.#active;
   }
 
   stop(): void {
@@ -75,6 +59,5 @@ export class WorkQueue {
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
     this.#pending.clear();
-    for (const resolve of this.#idle.splice(0)) resolve();
   }
 }

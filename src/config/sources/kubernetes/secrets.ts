@@ -8,7 +8,7 @@ import { Secret } from '../../runtime.ts';
 import type { AuthSpec } from '../../schema.ts';
 import type { Logger } from '../../../telemetry/log.ts';
 import { envOrFileAuth } from '../file.ts';
-import { isForbidden, isNotFound, paths, type KubeClient } from './client.ts';
+import { isForbidden, isNotFound, isTooManyRequests, paths, type KubeClient } from './client.ts';
 import { backoffMs, Informer } from './informer.ts';
 
 interface SecretObject extends KubernetesObject {
@@ -50,12 +50,17 @@ class WatchedSecret {
       try {
         const secret = await client.request<SecretObject>('GET', paths.secret(ref.namespace, ref.name));
         this.#set({ kind: 'present', resourceVersion: secret.metadata?.resourceVersion ?? '', data: secret.data ?? {} });
-        return { apiVersion: 'v1', kind: 'SecretList', metadata: { resourceVersion: secret.metadata?.resourceVersion ?? '' }, items: [secret] };
+        // Not the Secret's own resourceVersion: a Secret that never changes keeps an old one,
+        // older than the watch cache after an API server restart (410 Gone, re-list, the same
+        // old version, 410 ...). An empty one starts the watch at the newest version with the
+        // Secret's current state as its first event, so nothing between this GET and the watch
+        // is missed; from then on the watch's events and bookmarks carry fresh versions.
+        return { apiVersion: 'v1', kind: 'SecretList', metadata: { resourceVersion: '' }, items: [secret] };
       } catch (err) {
         if (isForbidden(err)) this.#set({ kind: 'forbidden' });
         if (!isNotFound(err)) throw err;
         this.#set({ kind: 'missing' });
-        // no resourceVersion: the watch starts at the newest one and reports the Secret if it appears
+        // the watch starts at the newest version and reports the Secret if it appears
         return { apiVersion: 'v1', kind: 'SecretList', metadata: { resourceVersion: '' }, items: [] };
       }
     };
@@ -73,7 +78,7 @@ class WatchedSecret {
         else this.#set({ kind: 'present', resourceVersion: obj.metadata?.resourceVersion ?? '', data: obj.data ?? {} });
       },
       // any other failure keeps the last state: the last good key keeps serving
-      retryDelayMs: (err, failures) => (isForbidden(err) ? FORBIDDEN_RETRY_MS : backoffMs(failures)),
+      retryDelayMs: (err, failures) => (isForbidden(err) ? FORBIDDEN_RETRY_MS : isTooManyRequests(err) ? backoffMs(1, 1_000) : backoffMs(failures)),
     });
     this.#changed = changed;
     this.informer.start();
