@@ -7,6 +7,12 @@ import type { AuthSpec, ChargeableOutcome, EndpointSpec, UpstreamDocument } from
 import type { AuthConfig, EndpointConfig, FallbackStep, RuntimeConfig, UpstreamConfig } from './runtime.ts';
 import { Secret } from './runtime.ts';
 
+/** "/v1/chat/completions/" -> "chat/completions": how retry.paths and request paths are compared. */
+export function normalizePath(path: string): string {
+  const trimmed = path.replace(/^\/+|\/+$/g, '');
+  return trimmed.startsWith('v1/') ? trimmed.slice(3) : trimmed;
+}
+
 /** Why a document could not be applied. `reason` doubles as the Kubernetes condition reason. */
 export type ConfigErrorReason = 'Invalid' | 'SecretNotFound' | 'KeyNotFound' | 'Forbidden' | 'Unresolvable';
 
@@ -108,7 +114,7 @@ export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, do
       },
       respectRetryAfter: r.respectRetryAfter ?? DEFAULTS.retry.respectRetryAfter,
       maxRetryAfterMs: parseDuration(r.maxRetryAfter ?? DEFAULTS.retry.maxRetryAfter),
-      paths: new Set((r.paths ?? DEFAULTS.retry.paths).map((p) => p.replace(/^\/+|\/+$/g, '').replace(/^v1\//, ''))),
+      paths: new Set((r.paths ?? DEFAULTS.retry.paths).map(normalizePath)),
     },
     timeouts: {
       connectMs: parseDuration(t.connect ?? DEFAULTS.timeouts.connect),
@@ -131,8 +137,6 @@ export function compileConfig(docs: readonly unknown[], resolve: AuthResolver, s
   docs.forEach((doc, i) => {
     if (doc === undefined) return; // an empty document in a YAML stream: numbered, never compiled
     const document = describeDocument(doc, i);
-    const violations = validateDocument(doc);
-    if (violations.length > 0) throw new ConfigError(document, violations[0]!.path, violations[0]!.message);
     const upstream = compileUpstream(doc as UpstreamDocument, resolve, document);
     if (upstreams.has(upstream.name)) throw new ConfigError(document, 'metadata.name', `upstream "${upstream.name}" is defined twice`);
     upstreams.set(upstream.name, upstream);

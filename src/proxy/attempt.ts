@@ -53,6 +53,7 @@ function targetsFor(req: ProxyRequest): Target[] {
 function bodyFor(req: ProxyRequest, endpoint: EndpointRuntime, target: Target): Buffer | Readable | undefined {
   if (req.json === undefined || target.model === undefined) return req.body;
   const model = endpoint.config.models.get(target.model) ?? target.model;
+  if (model === req.json.model && target.maxTokens === undefined) return req.body; // the common case: no copy
   let changed = model !== req.json.model;
   const rewritten: Record<string, unknown> = { ...req.json, model };
   if (target.maxTokens !== undefined) {
@@ -84,6 +85,7 @@ export async function runAttempts(req: ProxyRequest, res: ServerResponse, deps: 
   let waits = 0;
   let last: Failure | undefined;
   let budgetSpent = false;
+  let deadlineHit = false;
   let providerMs = 0;
   const announced = new Set<Target>();
 
@@ -118,6 +120,7 @@ export async function runAttempts(req: ProxyRequest, res: ServerResponse, deps: 
         endpoint.inflight++;
         endpoint.inflightGauge.inc();
         const sent = performance.now();
+        const authUsed = endpoint.config.auth;
         let result: AttemptResult;
         try {
           result = await forward(endpoint, req, bodyFor(req, endpoint, target), clock);
@@ -125,21 +128,23 @@ export async function runAttempts(req: ProxyRequest, res: ServerResponse, deps: 
           providerMs += performance.now() - sent;
         }
         if (result.kind === 'answer') {
-          return commit(req, res, { endpoint, ticket: admission.ticket, result, attempts, fallbackModel: target.fallback ? target.model : undefined, providerMs }, deps);
+          return commit(req, res, { endpoint, ticket: admission.ticket, result, attempts, fallbackModel: target.fallback ? target.model : undefined, providerMs, authUsed }, deps);
         }
         endpoint.inflight--;
         endpoint.inflightGauge.dec();
-        endpoint.record(admission.ticket, result.outcome, target.model, { requestId: req.requestId, ...retry });
+        endpoint.record(admission.ticket, result.outcome, target.model, { requestId: req.requestId, ...retry, authUsed });
         if (result.outcome.kind === 'cancelled') {
           if (result.outcome.reason === 'client_disconnected') return 'cancelled';
+          deadlineHit = true;
           break passes;
         }
         last = { endpoint, outcome: result.outcome, response: result.response };
+        const more = req.retryable && result.outcome.kind !== 'internal' && attempts < maxAttempts;
         log.info(
           { upstream: upstream.config.name, endpoint: endpoint.name, requestId: req.requestId, model: target.model, attempt: attempts, outcome: describeOutcome(result.outcome) },
-          'attempt failed: failing over',
+          more ? 'attempt failed: failing over' : 'attempt failed: no attempts left',
         );
-        if (!req.retryable) break passes;
+        if (!more) break passes;
       }
     }
     // A whole pass without an answer: wait (only now, when nothing else is left) and go again:
@@ -161,7 +166,7 @@ export async function runAttempts(req: ProxyRequest, res: ServerResponse, deps: 
     }
   }
 
-  return giveUp(req, res, { attempts, last, budgetSpent, providerMs }, deps);
+  return giveUp(req, res, { attempts, last, budgetSpent, deadlineHit, providerMs }, deps);
 }
 
 /** The best availability over every (endpoint, target): now beats held beats open; earliest first. */
@@ -181,7 +186,7 @@ function nextAvailable(upstream: UpstreamRuntime, targets: readonly Target[], no
 function giveUp(
   req: ProxyRequest,
   res: ServerResponse,
-  state: { attempts: number; last: Failure | undefined; budgetSpent: boolean; providerMs: number },
+  state: { attempts: number; last: Failure | undefined; budgetSpent: boolean; deadlineHit: boolean; providerMs: number },
   deps: LoopDeps,
 ): RequestOutcome {
   const { upstream, requestId } = req;
@@ -195,15 +200,22 @@ function giveUp(
     sendProviderError(res, last.response, requestId, { attempts: state.attempts, endpoint: last.endpoint.name, retryAfterMs });
     return 'upstream_error';
   }
-  if (last) {
-    const timedOut = last.outcome.kind === 'timeout';
-    sendOwnError(res, dialect, timedOut ? 'upstream_timeout' : 'upstream_unavailable', `upstream "${upstream.config.name}" failed: ${describeOutcome(last.outcome)} after ${state.attempts} attempt(s)`, requestId, {
+  if (last && state.budgetSpent) {
+    sendOwnError(res, dialect, 'budget_exhausted', `upstream "${upstream.config.name}" failed (${describeOutcome(last.outcome)}) and its retry budget is spent`, requestId, {
       attempts: state.attempts,
       retryAfterMs,
     });
     return 'upstream_error';
   }
-  if (now >= req.deadline) {
+  if (last) {
+    const timedOut = last.outcome.kind === 'timeout';
+    sendOwnError(res, dialect, timedOut ? 'upstream_timeout' : last.outcome.kind === 'internal' ? 'internal' : 'upstream_unavailable', `upstream "${upstream.config.name}" failed: ${describeOutcome(last.outcome)} after ${state.attempts} attempt(s)`, requestId, {
+      attempts: state.attempts,
+      retryAfterMs,
+    });
+    return 'upstream_error';
+  }
+  if (state.deadlineHit || now >= req.deadline) {
     sendOwnError(res, dialect, 'deadline_exceeded', 'the request deadline passed before an endpoint could be tried', requestId, { attempts: state.attempts });
     return 'deadline';
   }

@@ -1,6 +1,6 @@
 // The one place that decides what an attempt's result was. Everything downstream (retry,
 // breaker, metrics, logs) reads the Outcome this returns.
-import type { DialectRules } from './dialects/types.ts';
+import type { DialectRules, PathKind } from './dialects/types.ts';
 import type { Outcome } from './outcome.ts';
 import { retryAfterMs } from './retry.ts';
 
@@ -31,9 +31,26 @@ export function classifyTransport(error: unknown, cause: AbortCause | undefined)
     case 'ERR_INVALID_CHAR':
       return { kind: 'invalid_response', reason: 'corrupt compressed body' };
     default:
-      if (typeof code === 'string' && CONNECT_CODES.has(code)) return { kind: 'connect', code };
-      return { kind: 'connect', code: typeof code === 'string' ? code : 'unknown' };
+      if (typeof code !== 'string') return { kind: 'connect', code: 'unknown' };
+      if (CONNECT_CODES.has(code) || isNetworkCode(code)) return { kind: 'connect', code };
+      // undici's and Node's own argument errors: Breakwater built a request it cannot send
+      return { kind: 'internal', code };
   }
+}
+
+/** errno-style network errors (ECONN*, EPROTO...) and TLS failures reach the provider's side */
+function isNetworkCode(code: string): boolean {
+  return /^E[A-Z]+$/.test(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || code.includes('CERT');
+}
+
+/** Failures after the headers arrived: a cut connection is a broken response, not a connect error. */
+export function classifyBodyError(error: unknown, cause: AbortCause | undefined): Outcome {
+  if (cause) return classifyTransport(error, cause);
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (code === 'UND_ERR_BODY_TIMEOUT') return { kind: 'timeout', phase: 'idle' };
+  if (code === 'BREAKWATER_RESPONSE_TOO_LARGE' || code === 'ERR_BUFFER_TOO_LARGE') return { kind: 'invalid_response', reason: 'response body over the limit' };
+  if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR') return { kind: 'invalid_response', reason: 'corrupt compressed body' };
+  return { kind: 'invalid_response', reason: 'connection lost mid-response' };
 }
 
 /** A provider's HTTP error status (>= 400). */
@@ -52,6 +69,7 @@ export function classifyJsonBody(
   dialect: DialectRules,
   text: string,
   checks: { emptyChoices: boolean; errorInBody: boolean },
+  path: PathKind,
 ): { outcome: Outcome; body: unknown } {
   let body: unknown;
   try {
@@ -59,6 +77,6 @@ export function classifyJsonBody(
   } catch {
     return { outcome: { kind: 'invalid_response', reason: 'malformed JSON body' }, body: undefined };
   }
-  const reason = dialect.invalidBody(body, checks);
+  const reason = dialect.invalidBody(body, checks, path);
   return { outcome: reason === undefined ? { kind: 'ok' } : { kind: 'invalid_response', reason }, body };
 }

@@ -3,6 +3,7 @@
 // event) the app gets an explicit SSE error event and the breaker is charged. The attempt's
 // outcome is recorded here, once, when the response completes.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { AuthConfig } from '../config/runtime.ts';
 import type { Ticket } from './breaker.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { AttemptResult, LiveAttempt, ResponseBody } from './forward.ts';
@@ -10,6 +11,7 @@ import type { LoopDeps, ProxyRequest } from './attempt.ts';
 import { describeOutcome, type Outcome } from './outcome.ts';
 import { responseHeaders } from './rescue.ts';
 import { writeWithBackpressure } from './stream.ts';
+import { classifyBodyError } from './classify.ts';
 
 export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected';
 
@@ -20,6 +22,7 @@ export interface Committed {
   attempts: number;
   fallbackModel: string | undefined;
   providerMs: number;
+  authUsed: AuthConfig | undefined;
 }
 
 function headersFor(req: ProxyRequest, c: Committed): OutgoingHttpHeaders {
@@ -57,14 +60,14 @@ export async function commit(req: ProxyRequest, res: ServerResponse, c: Committe
       case 'raw':
         res.writeHead(result.status, headers);
         overhead();
-        outcome = await relayRaw(res, result.body.stream, live);
+        outcome = await relayRaw(req, res, result.body.stream, live);
         break;
     }
   } finally {
     live.dispose();
     endpoint.inflight--;
     endpoint.inflightGauge.dec();
-    endpoint.record(c.ticket, outcome, c.fallbackModel ?? req.model, { requestId: req.requestId, ...req.upstream.config.retry });
+    endpoint.record(c.ticket, outcome, c.fallbackModel ?? req.model, { requestId: req.requestId, ...req.upstream.config.retry, authUsed: c.authUsed });
   }
   if (outcome.kind === 'cancelled') return 'cancelled';
   if (outcome.kind !== 'ok' && outcome.kind !== 'client_fault') {
@@ -74,58 +77,71 @@ export async function commit(req: ProxyRequest, res: ServerResponse, c: Committe
   return outcome.kind === 'ok' ? 'ok' : 'client_fault';
 }
 
-async function relaySse(
-  req: ProxyRequest,
-  res: ServerResponse,
-  body: Extract<ResponseBody, { kind: 'sse' }>,
-  live: LiveAttempt,
-): Promise<Outcome> {
+/**
+ * Writes one chunk to the app. While the app's socket is full the idle timer is paused (a slow
+ * reader is not the provider's fault); the deadline still applies and ends the wait.
+ */
+async function send(res: ServerResponse, chunk: string | Buffer, live: LiveAttempt, idleMs: number): Promise<void> {
+  const full = writeWithBackpressure(res, chunk, live.controller.signal);
+  if (!full) return;
+  live.disarm();
+  await full;
+  if (live.controller.signal.aborted) throw new Error('attempt aborted while the app was not reading');
+  live.arm('idle', idleMs);
+}
+
+/** An abort or cut after the commit, as an outcome; the app's own disconnect is nothing. */
+function brokenOutcome(error: unknown, live: LiveAttempt): Outcome {
+  const cause = live.cause;
+  if (cause?.kind === 'cancelled') return { kind: 'cancelled', reason: cause.reason };
+  return classifyBodyError(error, cause);
+}
+
+async function relaySse(req: ProxyRequest, res: ServerResponse, body: Extract<ResponseBody, { kind: 'sse' }>, live: LiveAttempt): Promise<Outcome> {
   const { scanner, rest, decoder } = body;
-  const { dialect } = req.upstream;
+  const idleMs = req.timeouts.idleMs;
   let outcome: Outcome;
   try {
-    await writeWithBackpressure(res, body.first);
+    await send(res, body.first, live, idleMs);
     for (;;) {
       const next = await rest.next();
       if (next.done) break;
       live.touch();
       const text = scanner.push(decoder.decode(next.value, { stream: true }));
-      if (text !== '') await writeWithBackpressure(res, text);
+      if (text !== '') await send(res, text, live, idleMs);
     }
-    outcome = scanner.sawTerminal
-      ? scanner.errorData === undefined
+    outcome = !scanner.sawTerminal
+      ? { kind: 'invalid_response', reason: 'stream ended without its terminal event' }
+      : scanner.errorData === undefined
         ? { kind: 'ok' }
-        : { kind: 'server_error', status: 200, retryAfterMs: undefined }
-      : { kind: 'invalid_response', reason: 'stream ended without its terminal event' };
+        : { kind: 'server_error', status: 200, retryAfterMs: undefined };
   } catch (error) {
-    const c = live.cause;
-    if (c?.kind === 'cancelled' && c.reason === 'client_disconnected') return { kind: 'cancelled', reason: 'client_disconnected' };
-    outcome = c?.kind === 'cancelled'
-      ? { kind: 'cancelled', reason: 'deadline' }
-      : c?.kind === 'timeout' || (error as { code?: unknown }).code === 'UND_ERR_BODY_TIMEOUT'
-        ? { kind: 'timeout', phase: 'idle' }
-        : { kind: 'invalid_response', reason: 'stream cut mid-response' };
+    outcome = brokenOutcome(error, live);
   }
-  if (outcome.kind !== 'ok' && !res.destroyed) {
-    const message = outcome.kind === 'cancelled' ? 'the request deadline passed mid-stream' : `the provider stream broke: ${describeOutcome(outcome)}`;
-    res.write(dialect.sseErrorEvent(outcome.kind === 'cancelled' ? 'deadline_exceeded' : 'stream_broken', message, req.requestId));
+  if (outcome.kind === 'cancelled' && outcome.reason === 'client_disconnected') return outcome;
+  if (outcome.kind !== 'ok') {
+    if (res.destroyed || res.writableNeedDrain) {
+      res.destroy(); // an app that is not reading cannot be told more politely
+      return outcome;
+    }
+    const deadline = outcome.kind === 'cancelled';
+    const message = deadline ? 'the request deadline passed mid-stream' : `the provider stream broke: ${describeOutcome(outcome)}`;
+    res.write(req.upstream.dialect.sseErrorEvent(deadline ? 'deadline_exceeded' : 'stream_broken', message, req.requestId));
   }
   res.end();
   return outcome;
 }
 
-async function relayRaw(res: ServerResponse, stream: NodeJS.ReadableStream, live: LiveAttempt): Promise<Outcome> {
+async function relayRaw(req: ProxyRequest, res: ServerResponse, stream: NodeJS.ReadableStream, live: LiveAttempt): Promise<Outcome> {
   try {
     for await (const chunk of stream) {
       live.touch();
-      await writeWithBackpressure(res, chunk as unknown as string);
+      await send(res, chunk as Buffer, live, req.timeouts.idleMs);
     }
     res.end();
     return { kind: 'ok' };
-  } catch {
-    const c = live.cause;
+  } catch (error) {
     res.destroy();
-    if (c?.kind === 'cancelled') return { kind: 'cancelled', reason: c.reason };
-    return c?.kind === 'timeout' ? { kind: 'timeout', phase: c.phase } : { kind: 'invalid_response', reason: 'body cut mid-response' };
+    return brokenOutcome(error, live);
   }
 }

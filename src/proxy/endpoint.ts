@@ -2,7 +2,7 @@
 // counters. Survives config swaps while its identity (upstream, name, url) is unchanged.
 import { EnvHttpProxyAgent, Pool, type Dispatcher } from 'undici';
 import type { Clock } from '../clock.ts';
-import type { BreakerConfig, EndpointConfig, TimeoutsConfig } from '../config/runtime.ts';
+import type { AuthConfig, BreakerConfig, EndpointConfig, TimeoutsConfig } from '../config/runtime.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { Breaker, type BreakerState, type Ticket, type Transition } from './breaker.ts';
@@ -121,17 +121,22 @@ export class EndpointRuntime {
     return held > 0 ? { kind: 'held', at: held } : { kind: 'now', at: now };
   }
 
-  availableAt(model: string | undefined, now: number): number {
-    return this.availability(model, now).at;
-  }
-
-  /** Records one attempt's outcome: breaker verdict, holds, attempt counter. */
-  record(ticket: Ticket, outcome: Outcome, model: string | undefined, ctx: { requestId: string; maxRetryAfterMs: number; respectRetryAfter: boolean }): void {
+  /**
+   * `authUsed` is the key the attempt was sent with: a 401 for a key that has since been
+   * rotated says nothing about the new one, so it does not hold the endpoint.
+   */
+  record(
+    ticket: Ticket,
+    outcome: Outcome,
+    model: string | undefined,
+    ctx: { requestId: string; maxRetryAfterMs: number; respectRetryAfter: boolean; authUsed: AuthConfig | undefined },
+  ): void {
     const now = this.#deps.clock.now();
     this.#count(outcome.kind);
     this.breaker.record(ticket, breakerVerdict(outcome, this.breaker.config.failOn));
     switch (outcome.kind) {
       case 'account':
+        if (ctx.authUsed !== this.config.auth) break;
         this.#hold = { until: now + ACCOUNT_HOLD_MS, reason: describeOutcome(outcome) };
         this.#deps.log.error(
           { upstream: this.upstream, endpoint: this.name, requestId: ctx.requestId, status: outcome.status, reason: outcome.reason, holdSeconds: ACCOUNT_HOLD_MS / 1000 },
@@ -185,13 +190,17 @@ export class EndpointRuntime {
   }
 
   /** Removed from config: let in-flight requests finish, then close the pool. */
-  async drain(): Promise<void> {
+  /**
+   * Removed from config: let in-flight requests finish, then close the pool. `keepSeries`: an
+   * endpoint of the same name (a new url) took over, and its breaker_state series stay.
+   */
+  async drain(keepSeries = false): Promise<void> {
     this.retired = true;
     try {
       await this.dispatcher.close();
     } finally {
       this.breaker.dispose();
-      for (const state of ['closed', 'open', 'halfOpen']) this.#deps.metrics.breakerState.remove(this.upstream, this.name, state);
+      if (!keepSeries) for (const state of ['closed', 'open', 'halfOpen']) this.#deps.metrics.breakerState.remove(this.upstream, this.name, state);
     }
   }
 

@@ -7,8 +7,8 @@ import { pipeline, type Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
 import type { Clock } from '../clock.ts';
 import type { TimeoutsConfig } from '../config/runtime.ts';
-import { classifyHttpError, classifyJsonBody, classifyTransport, type AbortCause } from './classify.ts';
-import type { DialectRules, Usage } from './dialects/types.ts';
+import { classifyBodyError, classifyHttpError, classifyJsonBody, classifyTransport, type AbortCause } from './classify.ts';
+import type { DialectRules, PathKind, Usage } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { Outcome } from './outcome.ts';
 import { SseScanner } from './stream.ts';
@@ -30,6 +30,7 @@ export interface AttemptRequest {
   timeouts: TimeoutsConfig;
   dialect: DialectRules;
   validate: { emptyChoices: boolean; errorInBody: boolean };
+  pathKind: PathKind;
 }
 
 export type ResponseBody =
@@ -96,14 +97,16 @@ function decoderFor(encoding: string | string[] | undefined): 'gzip' | 'deflate'
   return undefined;
 }
 
-function decodeWhole(bytes: Buffer, coding: ReturnType<typeof decoderFor>): Buffer {
+/** bounded: a small compressed body must not expand past the limit (a zip bomb) */
+function decodeWhole(bytes: Buffer, coding: ReturnType<typeof decoderFor>, limit: number): Buffer {
+  const options = { maxOutputLength: limit };
   switch (coding) {
     case 'gzip':
-      return gunzipSync(bytes);
+      return gunzipSync(bytes, options);
     case 'deflate':
-      return inflateSync(bytes);
+      return inflateSync(bytes, options);
     case 'br':
-      return brotliDecompressSync(bytes);
+      return brotliDecompressSync(bytes, options);
     case undefined:
       return bytes;
   }
@@ -130,16 +133,6 @@ function isJson(contentType: string | undefined): boolean {
   return contentType !== undefined && contentType.includes('json');
 }
 
-/** Failures after the headers arrived: a cut connection is a broken response, not a connect error. */
-function classifyBodyError(error: unknown, cause: AbortCause | undefined): Outcome {
-  if (cause) return classifyTransport(error, cause);
-  const code = (error as { code?: unknown }).code;
-  if (code === 'UND_ERR_BODY_TIMEOUT') return { kind: 'timeout', phase: 'idle' };
-  if (code === 'BREAKWATER_RESPONSE_TOO_LARGE') return { kind: 'invalid_response', reason: 'response body over the limit' };
-  if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR') return { kind: 'invalid_response', reason: 'corrupt compressed body' };
-  return { kind: 'invalid_response', reason: 'connection lost mid-response' };
-}
-
 export function requestPath(endpoint: EndpointRuntime, path: string, search: string): string {
   const { basePath, query } = endpoint.config;
   if (query === '') return basePath + path + search;
@@ -156,8 +149,11 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
   if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length);
 
   const started = clock.now();
-  // Breakwater's own timers, not undici's coarse ones, so a timeout is exact and classified here
-  live.arm('firstByte', timeouts.firstByteMs);
+  // Breakwater's own timers, not undici's coarse ones, so a timeout is exact and classified here.
+  // A streamed upload is the app's time, not the provider's: firstByte starts when it is sent.
+  let awaitingHeaders = true;
+  if (body === undefined || Buffer.isBuffer(body) || body.readableEnded) live.arm('firstByte', timeouts.firstByteMs);
+  else body.once('end', () => awaitingHeaders && live.arm('firstByte', timeouts.firstByteMs));
   let response;
   try {
     response = await endpoint.dispatcher.request({
@@ -174,6 +170,7 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
     live.dispose();
     return { kind: 'failed', outcome: classifyTransport(error, live.cause), response: undefined };
   }
+  awaitingHeaders = false;
   endpoint.ttfb.observe((clock.now() - started) / 1000);
   const { statusCode: status, headers: resHeaders } = response;
   const coding = decoderFor(resHeaders['content-encoding']);
@@ -182,7 +179,7 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
   try {
     if (status >= 400) {
       live.arm('response', timeouts.responseMs);
-      const bytes = decodeWhole(await readAll(response.body, MAX_ERROR_BODY_BYTES), coding);
+      const bytes = decodeWhole(await readAll(response.body, MAX_ERROR_BODY_BYTES), coding, MAX_ERROR_BODY_BYTES);
       live.dispose();
       let parsed: unknown;
       try {
@@ -222,10 +219,10 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
 
     if (isJson(contentType) || contentType === undefined) {
       live.arm('response', timeouts.responseMs);
-      const bytes = decodeWhole(await readAll(response.body, MAX_RESPONSE_BYTES), coding);
+      const bytes = decodeWhole(await readAll(response.body, MAX_RESPONSE_BYTES), coding, MAX_RESPONSE_BYTES);
       live.dispose();
       if (!isJson(contentType)) return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'buffered', bytes }, live };
-      const { outcome, body } = classifyJsonBody(req.dialect, bytes.toString('utf8'), req.validate);
+      const { outcome, body } = classifyJsonBody(req.dialect, bytes.toString('utf8'), req.validate, req.pathKind);
       if (outcome.kind !== 'ok') return { kind: 'failed', outcome, response: undefined };
       return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes, usage: req.dialect.readUsage(body) }, live };
     }

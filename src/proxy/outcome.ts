@@ -14,6 +14,8 @@ export type Outcome =
   | { kind: 'timeout'; phase: 'connect' | 'firstByte' | 'response' | 'idle' }
   | { kind: 'connect'; code: string }
   | { kind: 'invalid_response'; reason: string }
+  /** Breakwater could not send the request (e.g. a header undici refuses): not the provider's fault */
+  | { kind: 'internal'; code: string }
   /** the app went away or its own deadline passed: recorded as nothing */
   | { kind: 'cancelled'; reason: 'client_disconnected' | 'deadline' };
 
@@ -28,6 +30,7 @@ export function breakerVerdict(outcome: Outcome, failOn: ReadonlySet<ChargeableO
     case 'client_fault':
       return 'success';
     case 'cancelled':
+    case 'internal':
     case 'account': // holds the endpoint instead (see endpoint.ts); a key problem is not an outage
       return 'ignore';
     case 'throttled':
@@ -52,6 +55,7 @@ export function isRetryable(outcome: Outcome): boolean {
     case 'ok':
     case 'client_fault':
     case 'cancelled':
+    case 'internal':
       return false;
   }
 }
@@ -76,5 +80,7 @@ export function describeOutcome(outcome: Outcome): string {
       return `invalid response: ${outcome.reason}`;
     case 'cancelled':
       return `cancelled (${outcome.reason})`;
+    case 'internal':
+      return `request could not be sent (${outcome.code})`;
   }
 }

@@ -72,9 +72,10 @@ export class ProxyRuntime implements ConfigSink {
     const generation = (this.#snapshot?.generation ?? 0) + 1;
     this.#snapshot = { generation, source, appliedAt: clock.now(), upstreams };
     this.lastRejection = undefined;
+    const names = new Set([...endpoints.values()].map((e) => `${e.upstream}/${e.name}`));
     for (const e of removed) {
       log.info({ upstream: e.upstream, endpoint: e.name }, 'endpoint removed from config: draining');
-      e.drain().catch((err: unknown) => log.warn({ upstream: e.upstream, endpoint: e.name, err }, 'endpoint drain failed'));
+      e.drain(names.has(`${e.upstream}/${e.name}`)).catch((err: unknown) => log.warn({ upstream: e.upstream, endpoint: e.name, err }, 'endpoint drain failed'));
     }
     metrics.configReloads.labels(source.split(':')[0]!, 'applied').inc();
     metrics.configLastApplied.set(clock.now() / 1000);

@@ -12,6 +12,8 @@ import type { RequestOutcome } from './commit.ts';
 import { openai } from './dialects/openai.ts';
 import type { DialectRules } from './dialects/types.ts';
 import { deadlineFor } from './retry.ts';
+import { normalizePath } from '../config/compile.ts';
+import type { PathKind } from './dialects/types.ts';
 import { sendOwnError } from './rescue.ts';
 import type { ProxyRuntime } from './runtime.ts';
 
@@ -19,9 +21,16 @@ export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 /** paths where another model's answer is acceptable (never embeddings: vectors do not mix) */
 const GENERATION_PATHS = new Set(['chat/completions', 'completions', 'messages', 'responses']);
 
+function pathKind(normalized: string): PathKind {
+  if (GENERATION_PATHS.has(normalized)) return 'generation';
+  return normalized === 'embeddings' ? 'embeddings' : 'other';
+}
+
 const DROP_REQUEST_HEADERS = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
   'proxy-authorization', 'proxy-authenticate', 'host', 'content-length', 'accept-encoding',
+  // undici does not do 100-continue; the body is already here (or streams) anyway
+  'expect',
   // the app's own credentials never reach a provider: the endpoint's key replaces them
   'authorization', 'x-api-key', 'api-key', 'x-goog-api-key',
 ]);
@@ -74,10 +83,6 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
   });
 }
 
-function normalizedPath(path: string): string {
-  const trimmed = path.replace(/^\/+|\/+$/g, '');
-  return trimmed.startsWith('v1/') ? trimmed.slice(3) : trimmed;
-}
 
 export class ProxyServer {
   readonly #options: ProxyServerOptions;
@@ -162,7 +167,7 @@ export class ProxyServer {
     const done = (outcome: RequestOutcome) => {
       upstream.countRequest(outcome);
       upstream.counters.duration.observe((performance.now() - started) / 1000);
-      log.debug({ upstream: config.name, requestId, method: req.method, path, status: res.statusCode, outcome, ms: Math.round(performance.now() - started) }, 'request');
+      if (log.isLevelEnabled('debug')) log.debug({ upstream: config.name, requestId, method: req.method, path, status: res.statusCode, outcome, ms: Math.round(performance.now() - started) }, 'request');
     };
     if (this.#draining) {
       req.resume();
@@ -171,7 +176,7 @@ export class ProxyServer {
     }
 
     const method = req.method ?? 'GET';
-    const normalized = normalizedPath(path);
+    const normalized = normalizePath(path);
     const replayable =
       method === 'GET' || method === 'HEAD' || req.headers['idempotency-key'] !== undefined || (method === 'POST' && config.retry.paths.has(normalized));
     const appAbort = new AbortController();
@@ -215,6 +220,7 @@ export class ProxyServer {
       body,
       json,
       model,
+      pathKind: pathKind(normalized),
       fallbackAllowed:
         GENERATION_PATHS.has(normalized) && model !== undefined && config.fallbacks.has(model) && req.headers['x-breakwater-fallback'] !== 'off',
       retryable,

@@ -27,7 +27,8 @@ export class SseScanner {
   push(text: string): string {
     const all = this.#pending === '' ? text : this.#pending + text;
     let end = -1;
-    BOUNDARY.lastIndex = 0;
+    // the pending text holds no boundary: look only where the new text could complete one
+    BOUNDARY.lastIndex = Math.max(0, this.#pending.length - 3);
     for (let m = BOUNDARY.exec(all); m !== null; m = BOUNDARY.exec(all)) end = m.index + m[0].length;
     if (end < 0) {
       this.#pending = all;
@@ -68,7 +69,8 @@ export class SseScanner {
     if (this.#dialect.isErrorEvent(event, data)) this.errorData ??= data;
     else this.dataEvents++;
     if (this.#dialect.isTerminalEvent(event, data)) this.sawTerminal = true;
-    if (data.includes('"usage"')) this.#readUsage(data);
+    // OpenAI sends "usage":null in every chunk; only a real usage object is worth parsing
+    if (data.includes('"usage":{')) this.#readUsage(data);
   }
 
   #readUsage(data: string): void {
@@ -84,16 +86,21 @@ export class SseScanner {
   }
 }
 
-/** Writes text, resolving once the app's socket has room again (backpressure), or at once. */
-export function writeWithBackpressure(res: ServerResponse, text: string): Promise<void> | undefined {
-  if (res.write(text)) return undefined;
+/**
+ * Writes a chunk; when the app's socket is full, resolves once it has room again, closes, or
+ * the attempt is aborted (its deadline), so a reader that stops reading cannot hold us forever.
+ */
+export function writeWithBackpressure(res: ServerResponse, chunk: string | Buffer, signal: AbortSignal): Promise<void> | undefined {
+  if (res.write(chunk)) return undefined;
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);
       res.off('close', done);
+      signal.removeEventListener('abort', done);
       resolve();
     };
     res.on('drain', done);
     res.on('close', done);
+    signal.addEventListener('abort', done, { once: true });
   });
 }

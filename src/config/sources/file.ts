@@ -38,7 +38,12 @@ export function parseYamlStream(text: string, fileName: string): unknown[] {
   for (const [i, doc] of docs.entries()) {
     const error = doc.errors[0];
     if (error) throw new ConfigError(`${fileName} document ${i + 1}`, `line ${error.linePos?.[0]?.line ?? '?'}`, error.message.split('\n')[0] ?? 'invalid YAML');
-    const value: unknown = doc.toJS();
+    let value: unknown;
+    try {
+      value = doc.toJS(); // throws on an unresolved or runaway alias
+    } catch (err) {
+      throw new ConfigError(`${fileName} document ${i + 1}`, '(document)', (err as Error).message.split('\n')[0] ?? 'invalid YAML');
+    }
     out.push(value === null ? undefined : value);
   }
   return out;
@@ -88,8 +93,9 @@ export function startFileSource(options: FileSourceOptions): FileSource {
     try {
       load(force);
     } catch (err) {
-      if (err instanceof ConfigError) options.sink.reject(err, source);
-      else throw err;
+      // never throw from here: this runs in a timer or a signal handler, and a bad edit must not kill the proxy
+      const error = err instanceof ConfigError ? err : new ConfigError(path, '(file)', (err as Error).message ?? String(err));
+      options.sink.reject(error, source);
     }
   };
 

@@ -1,6 +1,6 @@
 // The Anthropic Messages dialect.
 import type { Outcome } from '../outcome.ts';
-import { usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind } from './types.ts';
+import { usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind, type PathKind } from './types.ts';
 
 const TYPE: Record<OwnErrorKind, string> = {
   breaker_open: 'overloaded_error',
@@ -36,11 +36,11 @@ function classifyError({ status, body, retryAfterMs }: ErrorClassInput): Outcome
   return { kind: 'client_fault', status };
 }
 
-function invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }): string | undefined {
+function invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }, path: PathKind): string | undefined {
   if (typeof body !== 'object' || body === null) return 'body is not a JSON object';
   const b = body as { type?: unknown; content?: unknown; error?: unknown };
   if (checks.errorInBody && (b.type === 'error' || (b.error !== undefined && b.error !== null))) return 'error object in a 200 body';
-  if (checks.emptyChoices && b.type === 'message' && Array.isArray(b.content) && b.content.length === 0) return 'empty content';
+  if (checks.emptyChoices && path === 'generation' && b.type === 'message' && Array.isArray(b.content) && b.content.length === 0) return 'empty content';
   return undefined;
 }
 

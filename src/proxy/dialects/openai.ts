@@ -1,7 +1,7 @@
 // The OpenAI dialect (and every OpenAI-compatible provider: Azure, vLLM, Gemini's and
 // Anthropic's compatibility APIs, OpenRouter, Groq...).
 import type { Outcome } from '../outcome.ts';
-import { usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind } from './types.ts';
+import { usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind, type PathKind } from './types.ts';
 
 const TYPE: Record<OwnErrorKind, string> = {
   breaker_open: 'server_error',
@@ -37,15 +37,17 @@ function classifyError({ status, body, retryAfterMs }: ErrorClassInput): Outcome
   return { kind: 'client_fault', status };
 }
 
-function invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }): string | undefined {
+function invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }, path: PathKind): string | undefined {
   if (typeof body !== 'object' || body === null) return 'body is not a JSON object';
   const b = body as { error?: unknown; choices?: unknown; object?: unknown; data?: unknown };
   if (checks.errorInBody && b.error !== undefined && b.error !== null) return 'error object in a 200 body';
-  if (checks.emptyChoices) {
+  if (!checks.emptyChoices) return undefined;
+  // an empty list is a fine answer elsewhere (no files, no batches): only answers must have content
+  if (path === 'generation') {
     if (Array.isArray(b.choices) && b.choices.length === 0) return 'empty choices';
     if (typeof b.object === 'string' && b.object.startsWith('chat.completion') && !Array.isArray(b.choices)) return 'no choices';
-    if (b.object === 'list' && Array.isArray(b.data) && b.data.length === 0) return 'empty data';
   }
+  if (path === 'embeddings' && Array.isArray(b.data) && b.data.length === 0) return 'empty data';
   return undefined;
 }
 
@@ -57,7 +59,8 @@ export const openai: DialectRules = {
   invalidBody,
   isTerminalEvent: (event, data) =>
     event === undefined ? data === '[DONE]' : event === 'response.completed' || event === 'response.incomplete' || event === 'response.failed',
-  isErrorEvent: (event, data) => event === 'error' || (event === undefined && data.startsWith('{"error"')),
+  // response.failed ends a Responses stream, but as the provider's failure, not an answer
+  isErrorEvent: (event, data) => event === 'error' || event === 'response.failed' || (event === undefined && data.startsWith('{"error"')),
   // chat/completions and embeddings: body.usage; Responses API: response.usage (also in response.completed)
   readUsage: (body) => {
     const b = body as { usage?: unknown; response?: { usage?: unknown } } | undefined;

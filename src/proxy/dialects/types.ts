@@ -16,6 +16,9 @@ export type OwnErrorKind =
   | 'stream_broken'
   | 'internal';
 
+/** What a path is for: emptiness means failure only where an answer must have content. */
+export type PathKind = 'generation' | 'embeddings' | 'other';
+
 export interface Usage {
   input: number;
   output: number;
@@ -50,7 +53,7 @@ export interface DialectRules {
   /** an HTTP error status (>= 400) from the provider, as an outcome */
   classifyError(input: ErrorClassInput): Outcome;
   /** a 2xx JSON body that is not a real answer: the reason, else undefined */
-  invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }): string | undefined;
+  invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }, path: PathKind): string | undefined;
   /** SSE: does this event end the stream properly? */
   isTerminalEvent(event: string | undefined, data: string): boolean;
   /** SSE: is this event the provider reporting an error? */
@@ -59,9 +62,4 @@ export interface DialectRules {
   readUsage(body: unknown): Usage | undefined;
   /** body fields a fallback's maxTokens caps */
   maxTokenFields: readonly string[];
-}
-
-export function errorMessageOf(body: unknown): string {
-  const error = (body as { error?: { message?: unknown } } | undefined)?.error;
-  return typeof error?.message === 'string' ? error.message : '';
 }

@@ -85,7 +85,7 @@ describe('Readiness (breakers)', () => {
     const e1 = endpoint('main', 'e1');
     const admitted = e1.admit(undefined, Date.now());
     if (!admitted.admitted) throw new Error('not admitted');
-    e1.record(admitted.ticket, { kind: 'throttled', status: 429, scope: 'endpoint', retryAfterMs: 60_000 }, undefined, { requestId: 'r', maxRetryAfterMs: 60_000, respectRetryAfter: true });
+    e1.record(admitted.ticket, { kind: 'throttled', status: 429, scope: 'endpoint', retryAfterMs: 60_000 }, undefined, { requestId: 'r', maxRetryAfterMs: 60_000, respectRetryAfter: true, authUsed: e1.config.auth });
     expect(e1.breaker.state.kind).toBe('closed');
     endpoint('main', 'e2').breaker.forceOpen('test');
     // noticed by the next tick (every 250 ms), so unready up to one tick late

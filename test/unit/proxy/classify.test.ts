@@ -130,7 +130,6 @@ describe('classifyJsonBody', () => {
     ['openai', 'null', 'null', ON, { kind: 'invalid_response', reason: 'body is not a JSON object' }],
     ['openai', 'empty choices', chat([]), ON, { kind: 'invalid_response', reason: 'empty choices' }],
     ['openai', 'a chat completion without choices', JSON.stringify({ object: 'chat.completion' }), ON, { kind: 'invalid_response', reason: 'no choices' }],
-    ['openai', 'an empty embeddings list', JSON.stringify({ object: 'list', data: [] }), ON, { kind: 'invalid_response', reason: 'empty data' }],
     ['openai', 'an embeddings list', JSON.stringify({ object: 'list', data: [{ embedding: [0.1] }] }), ON, { kind: 'ok' }],
     ['openai', 'an error in a 200', JSON.stringify(openaiError('server_error', null)), ON, { kind: 'invalid_response', reason: 'error object in a 200 body' }],
     ['openai', 'error: null', JSON.stringify({ object: 'chat.completion', choices: [{}], error: null }), ON, { kind: 'ok' }],
@@ -143,13 +142,19 @@ describe('classifyJsonBody', () => {
     ['anthropic', 'malformed JSON', '{"type": "message"', ON, { kind: 'invalid_response', reason: 'malformed JSON body' }],
     ['anthropic', 'empty content, check off', message([]), OFF, { kind: 'ok' }],
   ] as const)('%s: %s', (dialect, _label, text, checks, expected) => {
-    expect(classifyJsonBody(DIALECTS[dialect], text, checks).outcome).toEqual(expected);
+    expect(classifyJsonBody(DIALECTS[dialect], text, checks, 'generation').outcome).toEqual(expected);
+  });
+
+  it('treats an empty list as a fine answer except for embeddings', () => {
+    const empty = JSON.stringify({ object: 'list', data: [] });
+    expect(classifyJsonBody(openai, empty, ON, 'other').outcome).toEqual({ kind: 'ok' });
+    expect(classifyJsonBody(openai, empty, ON, 'embeddings').outcome).toEqual({ kind: 'invalid_response', reason: 'empty data' });
   });
 
   it('hands back the parsed body, so it is parsed once', () => {
     const text = chat([{ index: 0 }]);
-    expect(classifyJsonBody(openai, text, ON).body).toEqual(JSON.parse(text));
-    expect(classifyJsonBody(openai, '{', ON).body).toBeUndefined();
+    expect(classifyJsonBody(openai, text, ON, 'generation').body).toEqual(JSON.parse(text));
+    expect(classifyJsonBody(openai, '{', ON, 'generation').body).toBeUndefined();
   });
 });
 
