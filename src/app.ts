@@ -6,7 +6,7 @@ import { systemClock, type Clock } from './clock.ts';
 import { startFileSource } from './config/sources/file.ts';
 import type { ConfigSink } from './config/sink.ts';
 import type { Logger } from './telemetry/log.ts';
-import { createMetrics, type Metrics } from './telemetry/metrics.ts';
+import { createMetrics, disableMetricUpdates, type Metrics } from './telemetry/metrics.ts';
 import { ProxyRuntime } from './proxy/runtime.ts';
 import { ProxyServer } from './proxy/server.ts';
 
@@ -56,6 +56,7 @@ export interface RunningProxy {
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const clock = options.clock ?? systemClock;
   const metrics = options.metrics ?? createMetrics();
+  if (process.env.BREAKWATER_METRICS === 'off') disableMetricUpdates(metrics);
   const runtime = new ProxyRuntime({ clock, log: options.log, metrics });
   // the admin server starts first, so /readyz answers 503 until the first config is applied
   const admin = options.admin

@@ -89,3 +89,17 @@ export function createMetrics(registry = new Registry()) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/**
+ * For benchmarks only (`BREAKWATER_METRICS=off`): every update becomes a no-op, so that
+ * `make bench` can measure what metrics cost per request. /metrics then reports nothing useful.
+ */
+export function disableMetricUpdates(metrics: Metrics): void {
+  const noop = () => undefined;
+  const child = { inc: noop, dec: noop, set: noop, observe: noop };
+  for (const metric of Object.values(metrics)) {
+    if (metric instanceof Counter || metric instanceof Gauge || metric instanceof Histogram) {
+      Object.assign(metric, { labels: () => child, inc: noop, dec: noop, set: noop, observe: noop });
+    }
+  }
+}
