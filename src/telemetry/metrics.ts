@@ -1,9 +1,11 @@
 // Every Breakwater metric, defined in one place (prefix breakwater_, low-cardinality labels:
 // upstream, endpoint and configured model names only). The data plane updates pre-bound
-// children, so a request allocates no label objects. A few gauges describe state rather than
+// children, so a request allocates no label objects; the metrics it updates per request are
+// Bound* (bound.ts: a plain field increment), the rest are prom-client's own. A few gauges describe state rather than
 // events (readiness, available endpoints, the last rejected config): the admin side computes
 // them when /metrics is scraped, through `scrape` (see src/admin/server.ts).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BoundCounter, BoundGauge, BoundHistogram, BoundMetric } from './bound.ts';
 
 /** Scrape-time values, provided by the admin server once it runs (each optional). */
 export interface ScrapeSources {
@@ -21,16 +23,16 @@ export function createMetrics(registry = new Registry()) {
   const m = {
     scrape,
     registry,
-    requests: new Counter({ name: 'breakwater_requests_total', help: 'App requests by final outcome', labelNames: ['upstream', 'outcome'] as const, registers: [registry] }),
-    requestDuration: new Histogram({
+    requests: new BoundCounter({ name: 'breakwater_requests_total', help: 'App requests by final outcome', labelNames: ['upstream', 'outcome'] as const, registers: [registry] }),
+    requestDuration: new BoundHistogram({
       name: 'breakwater_request_duration_seconds',
       help: 'App request duration, every attempt and wait included',
       labelNames: ['upstream'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
       registers: [registry],
     }),
-    attempts: new Counter({ name: 'breakwater_upstream_attempts_total', help: 'Attempts sent to provider endpoints, by outcome kind', labelNames: ['upstream', 'endpoint', 'result'] as const, registers: [registry] }),
-    ttfb: new Histogram({
+    attempts: new BoundCounter({ name: 'breakwater_upstream_attempts_total', help: 'Attempts sent to provider endpoints, by outcome kind', labelNames: ['upstream', 'endpoint', 'result'] as const, registers: [registry] }),
+    ttfb: new BoundHistogram({
       name: 'breakwater_upstream_ttfb_seconds',
       help: 'Time from sending an attempt to its response headers',
       labelNames: ['upstream', 'endpoint'] as const,
@@ -39,15 +41,15 @@ export function createMetrics(registry = new Registry()) {
     }),
     breakerState: new Gauge({ name: 'breakwater_breaker_state', help: '1 for the breaker\'s current state', labelNames: ['upstream', 'endpoint', 'state'] as const, registers: [registry] }),
     breakerTransitions: new Counter({ name: 'breakwater_breaker_transitions_total', help: 'Breaker state changes', labelNames: ['upstream', 'endpoint', 'to'] as const, registers: [registry] }),
-    retries: new Counter({ name: 'breakwater_retries_total', help: 'Attempts after the first, by the previous attempt\'s outcome', labelNames: ['upstream', 'reason'] as const, registers: [registry] }),
-    retryBudgetExhausted: new Counter({ name: 'breakwater_retry_budget_exhausted_total', help: 'Retries refused because the retry budget was spent', labelNames: ['upstream'] as const, registers: [registry] }),
-    fallbacks: new Counter({ name: 'breakwater_fallbacks_total', help: 'Requests moved to a fallback model', labelNames: ['upstream', 'from_model', 'to_model'] as const, registers: [registry] }),
-    inflight: new Gauge({ name: 'breakwater_inflight_requests', help: 'Attempts in flight per endpoint', labelNames: ['upstream', 'endpoint'] as const, registers: [registry] }),
-    tokens: new Counter({ name: 'breakwater_tokens_total', help: 'Tokens reported by providers', labelNames: ['upstream', 'endpoint', 'kind'] as const, registers: [registry] }),
+    retries: new BoundCounter({ name: 'breakwater_retries_total', help: 'Attempts after the first, by the previous attempt\'s outcome', labelNames: ['upstream', 'reason'] as const, registers: [registry] }),
+    retryBudgetExhausted: new BoundCounter({ name: 'breakwater_retry_budget_exhausted_total', help: 'Retries refused because the retry budget was spent', labelNames: ['upstream'] as const, registers: [registry] }),
+    fallbacks: new BoundCounter({ name: 'breakwater_fallbacks_total', help: 'Requests moved to a fallback model', labelNames: ['upstream', 'from_model', 'to_model'] as const, registers: [registry] }),
+    inflight: new BoundGauge({ name: 'breakwater_inflight_requests', help: 'Attempts in flight per endpoint', labelNames: ['upstream', 'endpoint'] as const, registers: [registry] }),
+    tokens: new BoundCounter({ name: 'breakwater_tokens_total', help: 'Tokens reported by providers', labelNames: ['upstream', 'endpoint', 'kind'] as const, registers: [registry] }),
     configReloads: new Counter({ name: 'breakwater_config_reloads_total', help: 'Config loads by source and result', labelNames: ['source', 'result'] as const, registers: [registry] }),
     configLastApplied: new Gauge({ name: 'breakwater_config_last_applied_timestamp_seconds', help: 'When a config was last applied', registers: [registry] }),
     configWatchHealthy: new Gauge({ name: 'breakwater_config_watch_healthy', help: '1 while the config watch is connected and fresh', labelNames: ['source'] as const, registers: [registry] }),
-    overhead: new Histogram({
+    overhead: new BoundHistogram({
       name: 'breakwater_overhead_seconds',
       help: 'Time spent inside Breakwater per request, provider time excluded',
       labelNames: ['upstream'] as const,
@@ -98,7 +100,7 @@ export function disableMetricUpdates(metrics: Metrics): void {
   const noop = () => undefined;
   const child = { inc: noop, dec: noop, set: noop, observe: noop };
   for (const metric of Object.values(metrics)) {
-    if (metric instanceof Counter || metric instanceof Gauge || metric instanceof Histogram) {
+    if (metric instanceof Counter || metric instanceof Gauge || metric instanceof Histogram || metric instanceof BoundMetric) {
       Object.assign(metric, { labels: () => child, inc: noop, dec: noop, set: noop, observe: noop });
     }
   }
