@@ -57,7 +57,8 @@ function area(url: string, fn: string): string {
   return 'other';
 }
 
-export function summariseProfile(file: string, top = 15): ProfileSummary {
+/** Only samples between fromMs and toMs after the profile's start count (start-up and warm-up are left out). */
+export function summariseProfile(file: string, fromMs = 0, toMs = Infinity, top = 15): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
@@ -69,7 +70,10 @@ export function summariseProfile(file: string, top = 15): ProfileSummary {
   const time = new Map<number, number>();
   let busySamples = 0;
   let busyUs = 0;
+  let elapsedUs = 0;
   for (let i = 0; i < p.samples.length; i++) {
+    elapsedUs += p.timeDeltas[i] ?? 0;
+    if (elapsedUs < fromMs * 1000 || elapsedUs > toMs * 1000) continue;
     const id = p.samples[i]!;
     const n = byId.get(id)!;
     if (n.callFrame.functionName === '(idle)') continue;

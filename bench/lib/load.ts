@@ -75,7 +75,6 @@ export async function closedLoop(url: string, w: Workload, connections: number, 
 export interface OpenResult {
   rate: number;
   requests: number;
-  achievedRate: number;
   success: number;
   statusCodes: Record<string, number>;
   errors: string[];
@@ -109,8 +108,8 @@ export async function ensureVegeta(): Promise<string | undefined> {
   return findVegeta();
 }
 
-/** Starts the open-loop attack; resolves when it is over, with a function that reads its report. */
-export async function openLoop(vegeta: string, dir: string, url: string, w: Workload, rate: number, seconds: number, cpus: string | undefined, tag: string): Promise<() => Promise<OpenResult>> {
+/** One open-loop attack; returns the file of its results (see vegetaReport). */
+export async function openLoop(vegeta: string, dir: string, url: string, w: Workload, rate: number, seconds: number, cpus: string | undefined, tag: string): Promise<string> {
   const bodyFile = join(dir, `body-${w.name}.json`);
   writeFileSync(bodyFile, w.body);
   const targets = join(dir, `targets-${tag}.txt`);
@@ -124,16 +123,16 @@ export async function openLoop(vegeta: string, dir: string, url: string, w: Work
     { cpus },
   );
   if (attack.code !== 0) throw new Error(`vegeta attack failed (${attack.code}): ${attack.output.slice(-2000)}`);
-  return () => vegetaReport(vegeta, out, rate);
+  return out;
 }
 
-async function vegetaReport(vegeta: string, file: string, rate: number): Promise<OpenResult> {
-  const report = await run(vegeta, ['report', '-type=json', file], 30_000);
+/** Percentiles over the union of the given attack result files. */
+export async function vegetaReport(vegeta: string, files: string[], rate: number): Promise<OpenResult> {
+  const report = await run(vegeta, ['report', '-type=json', ...files], 30_000);
   if (report.code !== 0) throw new Error(`vegeta report failed: ${report.output.slice(-2000)}`);
   const j = JSON.parse(report.stdout) as {
     latencies: Record<string, number>;
     requests: number;
-    rate: number;
     success: number;
     status_codes: Record<string, number>;
     errors: string[] | null;
@@ -142,7 +141,6 @@ async function vegetaReport(vegeta: string, file: string, rate: number): Promise
   return {
     rate,
     requests: j.requests,
-    achievedRate: j.rate,
     success: j.success,
     statusCodes: j.status_codes,
     errors: j.errors ?? [],
