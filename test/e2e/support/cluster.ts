@@ -25,7 +25,15 @@ export async function applyJson(cp: ControlPlane, objects: unknown[], opts: Exec
 
 export async function installCrd(cp: ControlPlane): Promise<void> {
   await kubectlOk(cp, ['apply', '--server-side', '-f', CRD_FILE]);
-  await kubectlOk(cp, ['wait', '--for=condition=Established', 'crd/llmupstreams.breakwater.dev', '--timeout=60s']);
+  // poll rather than `kubectl wait`: right after the create, .status.conditions can still be
+  // null, and kubectl wait then fails at once ("accessor error") instead of waiting
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const res = await cp.kubectl(['get', 'crd/llmupstreams.breakwater.dev', '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}']);
+    if (res.code === 0 && res.stdout.trim() === 'True') return;
+    if (Date.now() > deadline) throw new Error(`the CRD was not Established within 60 s: ${res.stdout}${res.stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 type Obj = { kind: string; metadata: { name: string; namespace?: string }; subjects?: { kind: string; name: string; namespace?: string }[]; rules?: { resources?: string[]; resourceNames?: string[] }[] };
