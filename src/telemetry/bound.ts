@@ -63,6 +63,10 @@ abstract class BoundMetric<Child> {
   }
 }
 
+function scalarValues(children: Map<string, { labels: Labels; child: { value: number } }>): MetricValue[] {
+  return [...children.values()].map(({ labels, child }) => ({ labels, value: child.value }));
+}
+
 export interface CounterChild {
   value: number;
   inc(n?: number): void;
@@ -82,7 +86,7 @@ export class BoundCounter<N extends string> extends BoundMetric<CounterChild> {
     };
   }
   protected values(): MetricValue[] {
-    return [...this.children.values()].map(({ labels, child }) => ({ labels, value: child.value }));
+    return scalarValues(this.children);
   }
 }
 
@@ -113,7 +117,7 @@ export class BoundGauge<N extends string> extends BoundMetric<GaugeChild> {
     };
   }
   protected values(): MetricValue[] {
-    return [...this.children.values()].map(({ labels, child }) => ({ labels, value: child.value }));
+    return scalarValues(this.children);
   }
 }
 
