@@ -10,10 +10,9 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import { runAttempts, type ProxyRequest } from './attempt.ts';
 import type { RequestOutcome } from './commit.ts';
 import { openai } from './dialects/openai.ts';
-import type { DialectRules } from './dialects/types.ts';
 import { deadlineFor } from './retry.ts';
 import { normalizePath } from '../config/compile.ts';
-import type { PathKind } from './dialects/types.ts';
+import type { DialectRules, PathKind } from './dialects/types.ts';
 import { sendOwnError } from './rescue.ts';
 import type { ProxyRuntime } from './runtime.ts';
 
@@ -142,8 +141,14 @@ export class ProxyServer {
     if (this.#draining) res.setHeader('connection', 'close');
     this.#route(req, res, requestId, started).catch((err: unknown) => {
       this.#options.log.error({ err, requestId }, 'internal error');
-      sendOwnError(res, openai, 'internal', 'internal error in breakwater', requestId);
+      sendOwnError(res, this.#dialectOf(req.url), 'internal', 'internal error in breakwater', requestId);
     });
+  }
+
+  /** the dialect of the upstream a URL names (OpenAI's when none matches), for errors outside #route */
+  #dialectOf(url: string | undefined): DialectRules {
+    const name = (url ?? '/').split(/[/?]/)[1] ?? '';
+    return this.#options.runtime.snapshot?.upstreams.get(name)?.dialect ?? openai;
   }
 
   async #route(req: IncomingMessage, res: ServerResponse, requestId: string, started: number): Promise<void> {
