@@ -112,12 +112,16 @@ export async function startKubernetesSource(options: KubernetesSourceOptions): P
         const config = compileUpstream(toDocument(obj), resolve);
         good.set(name, { config, fingerprint });
         reported.delete(name);
-      } catch (err) {
-        if (err instanceof SecretPendingError) {
+      } catch (thrown) {
+        if (thrown instanceof SecretPendingError) {
           pending = true;
           continue;
         }
-        if (!(err instanceof ConfigError)) throw err;
+        // anything unexpected rejects this one resource; the others still apply
+        const err =
+          thrown instanceof ConfigError
+            ? thrown
+            : new ConfigError(`LLMUpstream "${name}"`, '(spec)', `could not be compiled: ${(thrown as Error).message ?? String(thrown)}`, 'Invalid');
         const verdict = `${fingerprint}|${err.reason}|${err.message}`;
         if (reported.get(name) === verdict) continue;
         reported.set(name, verdict);

@@ -91,6 +91,7 @@ export class EventRecorder {
     }
     const eventName = `${target.name}.${randomBytes(8).toString('hex')}`;
     this.#recent.set(key, { eventName, namespace: target.namespace, count: 1, firstAt: now, lastPatchAt: now });
+    // a failed POST forgets the entry, so the next occurrence creates the Event instead of patching nothing
     await client.request('POST', paths.events(target.namespace), {
       body: {
         apiVersion: 'events.k8s.io/v1',
@@ -112,6 +113,9 @@ export class EventRecorder {
           resourceVersion: target.resourceVersion,
         },
       },
+    }).catch((err: unknown) => {
+      this.#recent.delete(key);
+      throw err;
     });
   }
 }

@@ -158,8 +158,9 @@ export class SecretStore {
             'Forbidden',
           );
         case 'present': {
-          const encoded = state.data[ref.key];
-          if (encoded === undefined) {
+          // own keys only: "constructor" or "__proto__" must not find Object.prototype's
+          const encoded = Object.hasOwn(state.data, ref.key) ? state.data[ref.key] : undefined;
+          if (typeof encoded !== 'string') {
             throw new ConfigError(where.document, `${where.path}.secretRef.key`, `Secret "${ref.name}" has no key "${ref.key}"`, 'KeyNotFound');
           }
           const value = Buffer.from(encoded, 'base64').toString('utf8').trim();
