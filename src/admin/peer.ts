@@ -29,3 +29,12 @@ export function originAllowed(origin: string | undefined): boolean {
     return false;
   }
 }
+
+/**
+ * For the loopback-only pages: a DNS-rebound name reaches 127.0.0.1 with its own Host header.
+ * Requiring a loopback Host keeps a hostile page from reading /debug/state through an open
+ * port-forward; curl, kubectl port-forward and the browser on localhost send a loopback Host.
+ */
+export function hostAllowed(host: string | undefined): boolean {
+  return host === undefined || LOOPBACK_HOSTS.test(host);
+}

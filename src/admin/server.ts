@@ -12,7 +12,7 @@ import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { dashboardCsp, dashboardHtml, newNonce } from './dashboard.ts';
 import { Liveness, type LivenessOptions } from './liveness.ts';
-import { isLoopbackAddress, originAllowed } from './peer.ts';
+import { isLoopbackAddress, hostAllowed, originAllowed } from './peer.ts';
 import { Readiness, type ReadinessPolicy } from './readiness.ts';
 import { RecentStats } from './recent.ts';
 import { debugState } from './state.ts';
@@ -46,7 +46,7 @@ const NO_STORE = 'no-store';
 function loopbackOnly(log: Logger) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const peer = req.socket.remoteAddress;
-    if (isLoopbackAddress(peer)) return next();
+    if (isLoopbackAddress(peer) && hostAllowed(req.headers.host)) return next();
     log.warn({ peer, path: req.path, forwardedFor: req.headers['x-forwarded-for'] }, 'admin: refused a non-loopback peer');
     res.status(403).set('cache-control', NO_STORE).json({ error: `${req.path} answers only to loopback peers (use kubectl port-forward); this peer is ${peer ?? 'unknown'}` });
   };

@@ -26,3 +26,11 @@ describe('safeUrl', () => {
     expect(safeUrl('http://127.0.0.1:8080/v1')).toBe('http://127.0.0.1:8080/v1');
   });
 });
+
+describe('hostAllowed (DNS rebinding)', () => {
+  it('accepts loopback Host headers and refuses any other name', async () => {
+    const { hostAllowed } = await import('../../../src/admin/peer.ts');
+    for (const h of ['localhost:7879', '127.0.0.1:7879', '[::1]:7879', 'localhost']) expect(hostAllowed(h)).toBe(true);
+    for (const h of ['evil.example.com:7879', 'rebind.attacker.test', '10.0.0.5:7879']) expect(hostAllowed(h)).toBe(false);
+  });
+});
