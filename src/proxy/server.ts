@@ -214,6 +214,7 @@ export class ProxyServer {
     }
 
     const model = typeof json?.model === 'string' ? json.model : undefined;
+    const kind = pathKind(normalized);
     const now = clock.now();
     const proxyReq: ProxyRequest = {
       requestId,
@@ -225,9 +226,9 @@ export class ProxyServer {
       body,
       json,
       model,
-      pathKind: pathKind(normalized),
+      pathKind: kind,
       fallbackAllowed:
-        GENERATION_PATHS.has(normalized) && model !== undefined && config.fallbacks.has(model) && req.headers['x-breakwater-fallback'] !== 'off',
+        kind === 'generation' && model !== undefined && config.fallbacks.has(model) && req.headers['x-breakwater-fallback'] !== 'off',
       retryable,
       deadline: deadlineFor(now, config.timeouts.totalMs, req.headers),
       appSignal: appAbort.signal,

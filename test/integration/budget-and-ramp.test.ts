@@ -1,7 +1,7 @@
 // Issue 3, tests 3 and 4: the retry budget caps amplification when breakers never open, and a
 // half-open breaker ramps its trial concurrency 1 -> 5 -> 10 before it closes.
 import { afterEach, describe, expect, it } from 'vitest';
-import { chatBody, post, startRig, waitFor, type Rig } from '../support/rig.ts';
+import { chatBody, post, startRig, waitFor, type Rig, primaryAndSecondary } from '../support/rig.ts';
 
 let rig: Rig | undefined;
 afterEach(async () => {
@@ -55,10 +55,7 @@ describe('half-open ramp', () => {
       upstreams: ([a, b]) => [
         {
           name: 'openai',
-          endpoints: [
-            { name: 'primary', url: `${a!.url}/v1` },
-            { name: 'secondary', url: `${b!.url}/v1`, priority: 1 },
-          ],
+          endpoints: primaryAndSecondary(a!, b!),
           breaker: { volumeThreshold: 3, openDuration: '1s', halfOpenRamp: [1, 5, 10] },
           retry: { budget: { ratio: 1, minPerSecond: 50 } },
         },

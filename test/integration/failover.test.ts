@@ -2,7 +2,7 @@
 // amplified (SDK retries included), through the real openai SDK at its default retry settings.
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startRig, TEST_KEY, type Rig } from '../support/rig.ts';
+import { startRig, TEST_KEY, type Rig, primaryAndSecondary } from '../support/rig.ts';
 
 let rig: Rig | undefined;
 afterEach(async () => {
@@ -59,10 +59,7 @@ describe('failover', () => {
       upstreams: ([a, b]) => [
         {
           name: 'openai',
-          endpoints: [
-            { name: 'primary', url: `${a!.url}/v1` },
-            { name: 'secondary', url: `${b!.url}/v1`, priority: 1 },
-          ],
+          endpoints: primaryAndSecondary(a!, b!),
           breaker: { volumeThreshold: 5, openDuration: '1s' },
           timeouts: { firstByte: '500ms', total: '3s' },
         },

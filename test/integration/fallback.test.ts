@@ -4,7 +4,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startRig, type Rig } from '../support/rig.ts';
+import { startRig, type Rig, primaryAndSecondary } from '../support/rig.ts';
 
 let rig: Rig;
 beforeAll(async () => {
@@ -13,10 +13,7 @@ beforeAll(async () => {
     upstreams: ([a, b]) => [
       {
         name: 'openai',
-        endpoints: [
-          { name: 'primary', url: `${a!.url}/v1` },
-          { name: 'secondary', url: `${b!.url}/v1`, priority: 1 },
-        ],
+        endpoints: primaryAndSecondary(a!, b!),
         breaker: { volumeThreshold: 1000 },
         retry: { maxAttempts: 4, budget: { ratio: 1, minPerSecond: 100 } },
         fallbacks: [

@@ -4,7 +4,7 @@ import OpenAI from 'openai';
 import { writeFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chatBody, post, startRig, waitFor, type Rig } from '../support/rig.ts';
+import { chatBody, post, startRig, waitFor, type Rig, primaryAndSecondary } from '../support/rig.ts';
 
 const KEY = `sk-"quote'\\back<angle>&amp;%25{brace}$dollar|pipe;=+/~\`tick\`-END`;
 const APP_KEY = 'sk-app-own-key-must-not-travel';
@@ -20,10 +20,7 @@ beforeAll(async () => {
     upstreams: ([a, b]) => [
       {
         name: 'openai',
-        endpoints: [
-          { name: 'primary', url: `${a!.url}/v1` },
-          { name: 'secondary', url: `${b!.url}/v1`, priority: 1 },
-        ],
+        endpoints: primaryAndSecondary(a!, b!),
         breaker: { volumeThreshold: 2, openDuration: '60s' },
         retry: { budget: { ratio: 1, minPerSecond: 100 } },
       },

@@ -4,7 +4,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRig, type Rig } from '../support/rig.ts';
+import { startRig, type Rig, primaryAndSecondary } from '../support/rig.ts';
 
 let rig: Rig;
 beforeAll(async () => {
@@ -13,20 +13,14 @@ beforeAll(async () => {
     upstreams: ([a, b]) => [
       {
         name: 'openai',
-        endpoints: [
-          { name: 'primary', url: `${a!.url}/v1` },
-          { name: 'secondary', url: `${b!.url}/v1`, priority: 1 },
-        ],
+        endpoints: primaryAndSecondary(a!, b!),
         timeouts: { idle: '1s', firstByte: '5s' },
         breaker: { volumeThreshold: 1000 },
       },
       {
         name: 'anthropic',
         api: 'anthropic',
-        endpoints: [
-          { name: 'primary', url: a!.url },
-          { name: 'secondary', url: b!.url, priority: 1 },
-        ],
+        endpoints: primaryAndSecondary(a!, b!, ''),
         timeouts: { idle: '1s', firstByte: '5s' },
         breaker: { volumeThreshold: 1000 },
       },

@@ -32,6 +32,14 @@ export interface UpstreamDef {
   validate?: Record<string, unknown>;
 }
 
+/** The usual pair: `primary` on the first fake, `secondary` (priority 1) on the second. */
+export function primaryAndSecondary(a: FakeProvider, b: FakeProvider, basePath = '/v1'): EndpointDef[] {
+  return [
+    { name: 'primary', url: `${a.url}${basePath}` },
+    { name: 'secondary', url: `${b.url}${basePath}`, priority: 1 },
+  ];
+}
+
 /** A YAML stream of LLMUpstream documents; endpoints get env auth unless they say otherwise. */
 export function upstreamsYaml(defs: UpstreamDef[]): string {
   return defs
