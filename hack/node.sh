@@ -33,6 +33,10 @@ API_PORT=6443
 SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 DAEMONS=(kube-proxy kubelet kube-scheduler kube-controller-manager containerd kube-apiserver etcd)
 IMAGES=(pause breakwater breakwater-testapp)
+# Paths outside DIR that the components create whatever they are told (the kubelet's device
+# plugin socket dir, libcni's result cache, containerd 1.6's shim sockets, the kubelet's log
+# links): removed at teardown when this run created them.
+HOST_PATHS=(/var/lib/kubelet /var/lib/cni /run/containerd /var/log/containers)
 
 log() { printf '[node] %s\n' "$*" >&2; }
 die() { printf '[node] error: %s\n' "$*" >&2; exit 1; }
@@ -167,13 +171,14 @@ down() {
   kill_pod_processes
   stage "processes stopped"
   restore_sysctls
-  # The kubelet keeps symlinks to container logs in /var/log/containers whatever podLogsDir says.
-  if [[ -d /var/log/containers ]]; then
-    find /var/log/containers -maxdepth 1 -type l -lname "${DIR}/*" -delete 2>/dev/null || true
-    [[ -f "${DIR}/created-var-log-containers" ]] && { rmdir /var/log/containers 2>/dev/null || true; }
+  # Outside DIR: what this run created goes; in what existed before, only this run's files.
+  find /var/log/containers -maxdepth 1 -type l -lname "${DIR}/*" -delete 2>/dev/null || true
+  find /var/lib/cni/results -maxdepth 1 -name 'bwnode-*' -delete 2>/dev/null || true
+  if [[ -f "${DIR}/created-paths" ]]; then
+    while read -r p; do
+      case "${p}" in /var/lib/kubelet|/var/lib/cni|/run/containerd|/var/log/containers) rm -rf --one-file-system "${p}" ;; esac
+    done <"${DIR}/created-paths"
   fi
-  # Shim sockets of containerd 1.6 live in /run/containerd/s whatever its state dir is.
-  [[ -f "${DIR}/created-run-containerd" ]] && { rmdir /run/containerd/s /run/containerd 2>/dev/null || true; }
   unmount_all   # the pods' volumes and netns files, the kubelet's bind mount, then the tmpfs itself
   stage "unmounted"
   if [[ -e "/run/netns/${NETNS}" ]]; then ip netns delete "${NETNS}" 2>/dev/null || { umount "/run/netns/${NETNS}" 2>/dev/null; rm -f "/run/netns/${NETNS}"; }; fi
@@ -439,8 +444,8 @@ up() {
   mount -t tmpfs -o "size=${BREAKWATER_NODE_TMPFS_SIZE:-6g},mode=0755" bwnode "${DIR}"
   mkdir -p "${DIR}/pids" "${DIR}/logs"
   echo "${BREAKWATER_NODE_OWNER:-${PPID}}" >"${DIR}/owner"
-  [[ -d /var/log/containers ]] || touch "${DIR}/created-var-log-containers"
-  [[ -d /run/containerd ]] || touch "${DIR}/created-run-containerd"
+  local hp
+  for hp in "${HOST_PATHS[@]}"; do [[ -e "${hp}" ]] || echo "${hp}" >>"${DIR}/created-paths"; done
   for k in "${SYSCTLS[@]}"; do printf '%s %s\n' "${k}" "$(sysctl -n "${k}")"; done >"${DIR}/sysctls"
 
   ip netns add "${NETNS}"
@@ -487,7 +492,8 @@ up() {
 
   start_daemon kube-controller-manager "${BIN}/kube-controller-manager" --kubeconfig="${DIR}/kube/admin.kubeconfig" \
     --leader-elect=false --root-ca-file="${DIR}/pki/ca.crt" --service-account-private-key-file="${DIR}/pki/sa.key" \
-    --bind-address=127.0.0.1 --use-service-account-credentials=false --v=1
+    --bind-address=127.0.0.1 --use-service-account-credentials=false \
+    --flex-volume-plugin-dir="${DIR}/kcm-flex" --v=1
   start_daemon kube-scheduler "${BIN}/kube-scheduler" --kubeconfig="${DIR}/kube/admin.kubeconfig" \
     --leader-elect=false --bind-address=127.0.0.1 --v=1
 
