@@ -90,7 +90,14 @@ layer_node() {
   local real libs=() l k
   real="$(readlink -f "${NODE_BIN}")"
   mapfile -t libs < <(ldd "${real}" | awk '/=>/ { print $3 } /^[[:space:]]*\// { print $1 }' | sort -u)
-  k="node-$(key "$(sha "${real}")" "$(for l in "${libs[@]}"; do sha "${l}"; done)" "${USER_ID}")"
+  # Hashing the 120 MB binary costs ~0.5 s: remember the key by path, size, mtime and inode.
+  local fast="${CACHE}/layers/node-fast-$(key "$(stat -L -c '%n %s %Y %i' "${real}" "${libs[@]}")" "${USER_ID}")"
+  if [[ -s "${fast}" ]]; then
+    k="$(cat "${fast}")"
+  else
+    k="node-$(key "$(sha "${real}")" "$(for l in "${libs[@]}"; do sha "${l}"; done)" "${USER_ID}")"
+    printf '%s\n' "${k}" >"${fast}"
+  fi
   if [[ ! -s "${CACHE}/layers/${k}" ]]; then
     local d="${WORK}/node"
     mkdir -p "${d}/usr/local/bin" "${d}/etc" "${d}/tmp" "${d}/home/breakwater"
@@ -191,9 +198,13 @@ write_image() {
   printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
     "${md}" "${ms}" "${ref}" "${ref}" >"${layout}/index.json"
   local out="${OUT}/${name}.oci.tar"
-  chmod -R a+rX "${layout}"
-  tar --sort=name --format=gnu --numeric-owner --owner=0 --group=0 --mtime=@0 \
-    -C "${layout}" -cf "${out}.tmp" . && mv -f "${out}.tmp" "${out}"
+  # The archive is a function of the manifest digest: rewrite it only when that changed.
+  if [[ ! -f "${out}" || "$(cat "${out}.digest" 2>/dev/null)" != "${md}" ]]; then
+    chmod -R a+rX "${layout}"
+    tar --sort=name --format=gnu --numeric-owner --owner=0 --group=0 --mtime=@0 \
+      -C "${layout}" -cf "${out}.tmp" . && mv -f "${out}.tmp" "${out}"
+    printf '%s\n' "${md}" >"${out}.digest"
+  fi
   local total=0
   for rec in "$@"; do read -r _ _ size <<<"${rec}"; total=$((total + size)); done
   log "${ref} -> ${out#"${ROOT}"/} ($(( (total + 524287) / 1048576 )) MB compressed, manifest sha256:${md:0:12})"

@@ -52,7 +52,7 @@ export default async function setup(project: TestProject): Promise<(() => Promis
   // For iterating on a test: `BREAKWATER_NODE_OWNER=1 hack/node.sh up` once, then runs with
   // BREAKWATER_NODE_REUSE=1 use that cluster and leave it running.
   if (process.env['BREAKWATER_NODE_REUSE'] === '1') {
-    const info = JSON.parse(await readFile('/tmp/bwn/cluster.json', 'utf8').catch(() => 'null')) as NodeClusterInfo | null;
+    const info = JSON.parse(await readFile(join(process.env['BREAKWATER_NODE_DIR'] ?? '/tmp/bwn', 'cluster.json'), 'utf8').catch(() => 'null')) as NodeClusterInfo | null;
     if (info) {
       process.stderr.write(`[node] BREAKWATER_NODE_REUSE=1: using the running cluster in ${info.dir}\n`);
       project.provide('node', { cluster: info });
