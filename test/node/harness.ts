@@ -105,6 +105,13 @@ export function kubectl(args: readonly string[], opts?: ExecOptions): Promise<Ex
   return nsExec(`${c.bin}/kubectl`, [`--kubeconfig=${c.kubeconfig}`, ...args], opts);
 }
 
+/** helm as the cluster admin, inside the namespace (its caches in the cluster's work dir). */
+export function helm(args: readonly string[], opts?: ExecOptions): Promise<ExecResult> {
+  const c = cluster();
+  return run('nsenter', [`--net=${c.netns}`, '--', 'env', `KUBECONFIG=${c.kubeconfig}`, `HELM_CACHE_HOME=${c.dir}/helm/cache`,
+    `HELM_CONFIG_HOME=${c.dir}/helm/config`, `HELM_DATA_HOME=${c.dir}/helm/data`, `${c.bin}/helm`, ...args], { timeoutMs: 120_000, ...opts });
+}
+
 /** kubectl that must succeed: its stdout. */
 export async function kubectlOk(args: readonly string[], opts?: ExecOptions): Promise<string> {
   return ok(`kubectl ${args.join(' ')}`, await kubectl(args, opts));
