@@ -3,7 +3,7 @@ NODE := node_modules/.bin/node
 TSC := $(NODE) node_modules/typescript/bin/tsc
 VITEST := $(NODE) node_modules/vitest/vitest.mjs
 
-.PHONY: deps system-deps binaries image test-images run test unit lint typecheck bench crd crd-check
+.PHONY: deps system-deps binaries image image-dockerfile test-images run test unit lint typecheck bench crd crd-check
 
 # Debian packages (root installs what is missing; otherwise prints the apt-get line and stops),
 # then the pinned npm toolchain.
@@ -32,6 +32,10 @@ binaries:
 # The Breakwater image as an OCI archive (build/breakwater.oci.tar), built without a Docker engine.
 image: deps
 	@bash hack/image.sh breakwater
+
+# The Dockerfile itself, built with buildah on a local node:24-bookworm-slim look-alike, started once.
+image-dockerfile: deps
+	@bash hack/dockerfile-check.sh
 
 # Breakwater + the images the real-node tests run (test app, pause).
 test-images: deps
