@@ -174,10 +174,14 @@ down() {
   # Outside DIR: what this run created goes; in what existed before, only this run's files.
   find /var/log/containers -maxdepth 1 -type l -lname "${DIR}/*" -delete 2>/dev/null || true
   find /var/lib/cni/results -maxdepth 1 -name 'bwnode-*' -delete 2>/dev/null || true
-  if [[ -f "${DIR}/created-paths" ]]; then
-    while read -r p; do
-      case "${p}" in /var/lib/kubelet|/var/lib/cni|/run/containerd|/var/log/containers) rm -rf --one-file-system "${p}" ;; esac
-    done <"${DIR}/created-paths"
+  local created=()
+  [[ -f "${DIR}/created-paths" ]] && mapfile -t created <"${DIR}/created-paths"
+  for p in "${created[@]}"; do
+    case "${p}" in /var/lib/kubelet|/var/lib/cni|/run/containerd|/var/log/containers) rm -rf --one-file-system "${p}" ;; esac
+  done
+  local sysctl_drift=""
+  if [[ -f "${DIR}/sysctls" ]]; then
+    while read -r k v; do [[ "$(sysctl -n "${k}" 2>/dev/null)" == "${v}" ]] || sysctl_drift+=" ${k}"; done <"${DIR}/sysctls"
   fi
   unmount_all   # the pods' volumes and netns files, the kubelet's bind mount, then the tmpfs itself
   stage "unmounted"
@@ -188,7 +192,29 @@ down() {
   else
     rm -rf --one-file-system "${DIR}"
   fi
-  log "down in $((SECONDS - start)) s"
+  local left
+  left="$(leftovers "${created[@]}")"
+  [[ -n "${sysctl_drift}" ]] && left+=$'\n'"sysctls not restored:${sysctl_drift}"
+  if [[ -n "${left//$'\n'/}" ]]; then
+    log "down in $((SECONDS - start)) s, but left behind:"
+    printf '  %s\n' ${left} >&2
+    return 1
+  fi
+  log "down in $((SECONDS - start)) s; nothing left behind"
+}
+
+# leftovers <paths this run created…>: what a teardown must not leave, one item a line.
+leftovers() {
+  local h p
+  [[ -e "/run/netns/${NETNS}" ]] && echo "netns:${NETNS}"
+  [[ -e "${DIR}" ]] && echo "dir:${DIR}"
+  awk -v d="${DIR}" '$5 == d || index($5, d "/") == 1 { print "mount:" $5 }' /proc/self/mountinfo
+  for p in $(our_pids); do echo "process:${p}:$(tr '\0' ' ' <"/proc/${p}/cmdline" 2>/dev/null | cut -c1-60 | tr ' ' '_')"; done
+  for h in /sys/fs/cgroup/*/; do [[ -d "${h}kubepods" ]] && echo "cgroup:${h}kubepods"; done
+  ip link show "${BRIDGE}" >/dev/null 2>&1 && echo "link:${BRIDGE}"
+  iptables-save 2>/dev/null | grep -q 'KUBE-' && echo "iptables:KUBE-chains-in-the-machine-namespace"
+  for p in "$@"; do [[ -e "${p}" ]] && echo "path:${p}"; done
+  return 0
 }
 
 NS_kubectl() {
