@@ -241,7 +241,8 @@ find_bin() {
 # start_daemon <name> <command> <args…>: in the namespace, its own session, logs in DIR/logs.
 start_daemon() {
   local name="$1"; shift
-  nsenter --net="/run/netns/${NETNS}" -- setsid "$@" >"${DIR}/logs/${name}.log" 2>&1 </dev/null &
+  # 8>&-: the daemons must not inherit the lock (they would hold it for their whole life).
+  nsenter --net="/run/netns/${NETNS}" -- setsid "$@" >"${DIR}/logs/${name}.log" 2>&1 </dev/null 8>&- &
   echo $! >"${DIR}/pids/${name}"
 }
 
@@ -447,11 +448,6 @@ EOF
 up() {
   need_root
   local t0=${SECONDS} s
-  case "$(status)" in
-    running) die "a cluster is already running in ${DIR} (owner pid $(cat "${DIR}/owner" 2>/dev/null)); 'hack/node.sh down' first" ;;
-    stale) log "cleaning a stale run"; down ;;
-  esac
-  [[ -e "/run/netns/${NETNS}" ]] && die "network namespace ${NETNS} still exists after cleanup"
   bash hack/system-deps.sh
   s=${SECONDS}
   find_bin || bash hack/control-plane.sh --node >/dev/null
@@ -462,6 +458,18 @@ up() {
   fi
   local img
   for img in "${IMAGES[@]}"; do [[ -f build/${img}.oci.tar ]] || die "build/${img}.oci.tar missing (hack/image.sh all)"; done
+
+  # One cluster per machine: wait while another live run owns it, clean a stale one.
+  lock 900 die
+  local deadline=$((SECONDS + ${BREAKWATER_NODE_WAIT:-900})) waiting=0
+  while [[ "$(status)" == running ]]; do
+    (( waiting )) || log "another run (owner pid $(cat "${DIR}/owner" 2>/dev/null)) is using the cluster; waiting up to ${BREAKWATER_NODE_WAIT:-900} s"
+    waiting=1
+    (( SECONDS < deadline )) || die "the cluster in ${DIR} is still in use; 'hack/node.sh down' ends it"
+    flock -u 8; sleep 2; flock 8
+  done
+  if [[ "$(status)" == stale ]]; then log "cleaning a stale run"; down; fi
+  [[ -e "/run/netns/${NETNS}" ]] && die "network namespace ${NETNS} still exists after cleanup"
 
   s=${SECONDS}
   # The whole work dir is a tmpfs: containerd unpacks images at memory speed, and the
@@ -499,7 +507,7 @@ up() {
     for img in "${IMAGES[@]}"; do
       ctr --address "${DIR}/containerd.sock" -n k8s.io images import "build/${img}.oci.tar" || { echo "import of ${img} failed"; exit 1; }
     done
-  ) >"${DIR}/logs/import.log" 2>&1 &
+  ) >"${DIR}/logs/import.log" 2>&1 8>&- &
   import_pid=$!
   wait_for "etcd" 30 etcd NS curl -sf http://127.0.0.1:2379/health
 
@@ -539,9 +547,25 @@ up() {
   printf '%s\n' "${DIR}/cluster.json"
 }
 
+# Held for the whole of `up` and `down` (fd 8), so two runs never start or stop the cluster
+# together; it lives in the cache dir, not in the work dir that `down` removes.
+lock() {
+  [[ -n "${LOCKED:-}" ]] && return 0
+  local f="${BREAKWATER_CACHE:-${HOME:-/root}/.cache/breakwater}/node.lock"
+  mkdir -p "$(dirname "${f}")"
+  exec 8>"${f}"
+  # `up` waits for another up/down to finish; `down` proceeds after 2 minutes regardless (a
+  # teardown must not be blocked by whatever holds the lock, e.g. a wedged run).
+  if ! flock -w "$1" 8; then
+    [[ "$2" == proceed ]] || die "timed out after $1 s waiting for ${f}"
+    log "warning: ${f} still held after $1 s; tearing down anyway"
+  fi
+  LOCKED=1
+}
+
 case "${1:-}" in
   up) up ;;
-  down) down ;;
+  down) need_root; lock 120 proceed; down ;;
   status) status ;;
   kubectl) shift; need_root; find_bin || die "binaries missing"; NS_kubectl "$@" ;;
   exec) shift; need_root; NS "$@" ;;
