@@ -9,12 +9,12 @@ import { parseArgs } from 'node:util';
 import { parseDuration } from '../config/duration.ts';
 import type { UpstreamStatus } from '../config/schema.ts';
 import { staleAfterFromEnv, watchTimeoutSeconds, type UpstreamObject } from '../config/sources/kubernetes.ts';
-import { KubeClient, loadKubeConfig, paths } from '../config/sources/kubernetes/client.ts';
-import { Informer } from '../config/sources/kubernetes/informer.ts';
-import { WorkQueue } from '../config/sources/kubernetes/queue.ts';
-import { SecretStore, secretRefsOf } from '../config/sources/kubernetes/secrets.ts';
+import { KubeClient, loadKubeConfig, paths } from '../kube/client.ts';
+import { Informer } from '../kube/informer.ts';
+import { WorkQueue } from '../kube/queue.ts';
+import { SecretStore, secretRefsOf } from '../kube/secrets.ts';
 import { createLogger, type Logger } from '../telemetry/log.ts';
-import { LeaderElector } from './lease.ts';
+import { LeaderElector } from '../kube/lease.ts';
 import { desiredStatus, patchStatus, sameStatus } from './status.ts';
 
 const FLAGS = {

@@ -4,7 +4,7 @@
 // which never hold a key.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Logger } from '../../../telemetry/log.ts';
+import type { Logger } from '../telemetry/log.ts';
 import { paths, type KubeClient } from './client.ts';
 
 export interface EventTarget {

@@ -5,7 +5,7 @@
 // frozen, partitioned or slow stops writing before anyone else may start. Time is monotonic
 // (performance.now), never the wall clock, and never the other replicas' timestamps.
 import type { Logger } from '../telemetry/log.ts';
-import { isConflict, isNotFound, paths, type KubeClient } from '../config/sources/kubernetes/client.ts';
+import { isConflict, isNotFound, paths, type KubeClient } from './client.ts';
 
 export interface LeaseOptions {
   client: KubeClient;

@@ -2,7 +2,7 @@
 // each, one at a time; a key added while it is being synced runs again afterwards (never twice
 // at once); a sync that throws is retried with per-key exponential backoff. Permanent problems
 // belong in status and Events, not in exceptions, so they never loop.
-import type { Logger } from '../../../telemetry/log.ts';
+import type { Logger } from '../telemetry/log.ts';
 import { backoffMs } from './informer.ts';
 
 export class WorkQueue {

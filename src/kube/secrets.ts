@@ -3,11 +3,11 @@
 // store keeps the last value it saw while the API server is unreachable, and turns each
 // state into the AuthResolver's answer: the key, or a ConfigError with the condition reason.
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
-import { ConfigError, type AuthResolver } from '../../compile.ts';
-import { Secret } from '../../runtime.ts';
-import type { AuthSpec } from '../../schema.ts';
-import type { Logger } from '../../../telemetry/log.ts';
-import { envOrFileAuth } from '../file.ts';
+import { ConfigError, type AuthResolver } from '../config/compile.ts';
+import { Secret } from '../config/runtime.ts';
+import type { AuthSpec } from '../config/schema.ts';
+import type { Logger } from '../telemetry/log.ts';
+import { envOrFileAuth } from '../config/sources/file.ts';
 import { isForbidden, isNotFound, isTooManyRequests, paths, type KubeClient } from './client.ts';
 import { backoffMs, Informer } from './informer.ts';
 

@@ -8,7 +8,7 @@
 //     let the owner report a stale watch.
 // Handlers only hand events on; the owner enqueues work, never does it in a handler.
 import { ListWatch, Watch, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
-import type { Logger } from '../../../telemetry/log.ts';
+import type { Logger } from '../telemetry/log.ts';
 import { KubeApiError, type KubeClient } from './client.ts';
 
 export type InformerEvent = 'add' | 'update' | 'delete';
