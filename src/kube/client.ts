@@ -123,4 +123,5 @@ export const paths = {
   events: (namespace: string) => `/apis/events.k8s.io/v1/namespaces/${namespace}/events`,
   lease: (namespace: string, name: string) => `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases/${name}`,
   leases: (namespace: string) => `/apis/coordination.k8s.io/v1/namespaces/${namespace}/leases`,
+  mutatingWebhookConfiguration: (name: string) => `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${name}`,
 };
