@@ -16,7 +16,7 @@ export interface PodLike {
 
 export interface ContainerLike {
   name?: string;
-  env?: { name?: string }[];
+  env?: { name?: string; value?: string }[];
 }
 
 export type PatchOp = { op: 'add'; path: string; value: unknown };
