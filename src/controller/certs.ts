@@ -55,6 +55,11 @@ function serial(): string {
   return bytes.toString('hex');
 }
 
+/** UTF8String, not forge's default PrintableString, which Go's x509 parser refuses for most punctuation */
+function commonNameAttr(value: string) {
+  return { name: 'commonName', value, valueTagClass: forge.asn1.Type.UTF8 as number as forge.asn1.Class }; // @types mistypes this field as the tag class
+}
+
 function baseCert(publicPem: string, now: number, lifetimeMs: number): forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicPem);
@@ -67,7 +72,7 @@ function baseCert(publicPem: string, now: number, lifetimeMs: number): forge.pki
 export async function newCa(now: number, commonName = 'breakwater-webhook-ca'): Promise<KeyPair> {
   const { publicPem, privatePem } = await rsaKey();
   const cert = baseCert(publicPem, now, CA_LIFETIME_MS);
-  const name = [{ name: 'commonName', value: `${commonName}@${Math.floor(now / 1000)}` }];
+  const name = [commonNameAttr(`${commonName}-${Math.floor(now / 1000)}`)];
   cert.setSubject(name);
   cert.setIssuer(name);
   cert.setExtensions([
@@ -84,7 +89,7 @@ export async function issueServing(ca: KeyPair, sans: readonly string[], now: nu
   const { publicPem, privatePem } = await rsaKey();
   const caCert = forge.pki.certificateFromPem(firstPem(ca.cert));
   const cert = baseCert(publicPem, now, SERVING_LIFETIME_MS);
-  cert.setSubject([{ name: 'commonName', value: sans[0]!.slice(0, 64) }]);
+  cert.setSubject([commonNameAttr(sans[0]!.slice(0, 64))]);
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },

@@ -57,7 +57,8 @@ export function renderRbac(namespace: string, secretNames: readonly string[]): O
       if (obj.subjects) {
         obj.subjects = obj.subjects.map((s) => (s.kind === 'ServiceAccount' ? user(s.name === 'breakwater-controller' ? 'controller' : 'sidecar') : s));
       }
-      if (obj.rules) {
+      if (obj.rules && file === 'namespace.yaml') {
+        // the app's readable Secrets (the controller's own certificate Secret keeps its name)
         // an empty resourceNames list would grant every Secret: no names, no rule
         obj.rules = obj.rules
           .map((rule) => (rule.resources?.includes('secrets') && rule.resourceNames ? { ...rule, resourceNames: [...secretNames] } : rule))

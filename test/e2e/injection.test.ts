@@ -1,0 +1,161 @@
+// The sidecar injector against a real kube-apiserver: the controller makes its own CA and
+// serving certificate (in a Secret), fills the caBundle of a MutatingWebhookConfiguration that
+// calls it on a loopback URL, and the API server then sends it every labelled Pod. No kubelet
+// runs: pods are objects, so the assertions read the stored spec.
+import { writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sidecarContainer } from '../../src/cli.ts';
+import { sidecarValues } from '../../src/sidecar.ts';
+import { CONTROL_PLANE_TIMEOUT_MS, startControlPlane, type ControlPlane } from './harness.ts';
+import { freePort } from './harness/processes.ts';
+import { startController, type Controller } from './support/breakwater.ts';
+import { applyJson, CONTROLLER_NAMESPACE, kubectlOk, setupCluster } from './support/cluster.ts';
+import { waitUntil } from './support/wait.ts';
+
+const NS = 'shop';
+const CONFIG_NAME = 'breakwater-injector';
+const SECRET = 'breakwater-webhook-tls';
+const VALUES = {
+  image: 'breakwater:e2e',
+  imagePullPolicy: 'Never',
+  resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
+  unreadyAfter: '5s',
+  env: [{ name: 'BREAKWATER_WATCH_STALE_AFTER', value: '30s' }],
+} as const;
+
+interface PodView {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec: {
+    initContainers?: Record<string, unknown>[];
+    containers: { name: string; env?: { name: string; value?: string }[] }[];
+  };
+}
+
+function webhookConfiguration(port: number): object {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: CONFIG_NAME },
+    webhooks: [
+      {
+        name: 'inject.breakwater.dev',
+        clientConfig: { url: `https://127.0.0.1:${port}/inject` },
+        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+        objectSelector: { matchLabels: { 'breakwater.dev/inject': 'enabled' } },
+        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', CONTROLLER_NAMESPACE] }] },
+        failurePolicy: 'Ignore',
+        sideEffects: 'None',
+        admissionReviewVersions: ['v1'],
+        timeoutSeconds: 5,
+      },
+    ],
+  };
+}
+
+function pod(name: string, opts: { labelled?: boolean; env?: string; containerEnv?: { name: string; value: string }[] } = {}): object {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name,
+      namespace: NS,
+      labels: opts.labelled === false ? { app: name } : { app: name, 'breakwater.dev/inject': 'enabled' },
+      ...(opts.env ? { annotations: { 'breakwater.dev/env': opts.env } } : {}),
+    },
+    spec: { containers: [{ name: 'app', image: 'app:e2e', ...(opts.containerEnv ? { env: opts.containerEnv } : {}) }] },
+  };
+}
+
+describe('sidecar injection webhook', () => {
+  let cp: ControlPlane;
+  let controller: Controller;
+  let port: number;
+
+  const createPod = async (obj: object) => {
+    const res = await cp.kubectl(['create', '-f', '-', '-o', 'json'], { input: JSON.stringify(obj) });
+    if (res.code !== 0) throw new Error(`kubectl create failed: ${res.stderr}`);
+    return { pod: JSON.parse(res.stdout) as PodView, stderr: res.stderr };
+  };
+  const caBundle = async () => (await cp.kubectl(['get', 'mutatingwebhookconfiguration', CONFIG_NAME, '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}'])).stdout;
+  const metric = async (series: string) => {
+    const text = await (await fetch(`${controller.admin}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  };
+
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    await setupCluster(cp, NS, []);
+    port = await freePort();
+    // created before the controller, with an empty caBundle: the controller fills it
+    await applyJson(cp, [webhookConfiguration(port)]);
+    const valuesFile = join(cp.dir, 'sidecar-values.yaml');
+    writeFileSync(valuesFile, JSON.stringify(VALUES));
+    controller = await startController(cp, NS, {
+      args: ['--webhook-listen', `127.0.0.1:${port}`, '--webhook-extra-san', '127.0.0.1', '--webhook-recheck', '1s', '--shutdown-delay', '0s', '--injection-config', valuesFile],
+      env: { BREAKWATER_LOG_LEVEL: 'debug' },
+    });
+  }, CONTROL_PLANE_TIMEOUT_MS);
+
+  afterAll(async () => {
+    await controller?.stop();
+    await cp?.stop();
+  }, 60_000);
+
+  it('creates its CA and serving certificate in a Secret and fills the webhook caBundle with the CA', async () => {
+    await waitUntil('the caBundle to be filled', async () => (await caBundle()) !== '', 30_000);
+    const secret = JSON.parse(await kubectlOk(cp, ['get', 'secret', SECRET, '-n', CONTROLLER_NAMESPACE, '-o', 'json'])) as { type: string; data: Record<string, string> };
+    expect(secret.type).toBe('kubernetes.io/tls');
+    expect(Object.keys(secret.data).sort()).toEqual(['ca.crt', 'ca.key', 'tls.crt', 'tls.key']);
+    expect(await caBundle()).toBe(secret.data['ca.crt']);
+    const ca = new X509Certificate(Buffer.from(secret.data['ca.crt']!, 'base64'));
+    const tls = new X509Certificate(Buffer.from(secret.data['tls.crt']!, 'base64'));
+    expect(tls.verify(ca.publicKey)).toBe(true);
+    expect(tls.subjectAltName).toContain('DNS:breakwater-webhook.breakwater-system.svc');
+    expect(tls.subjectAltName).toContain('IP Address:127.0.0.1');
+    await waitUntil('the controller to be ready', async () => (await fetch(`${controller.admin}/readyz`)).status === 200, 15_000);
+  });
+
+  it('injects a labelled pod with the native sidecar built from the values, and sets the annotated base URLs', async () => {
+    await waitUntil('the caBundle to be filled', async () => (await caBundle()) !== '', 30_000);
+    const { pod: created } = await createPod(pod('labelled', { env: 'OPENAI_BASE_URL=openai,ANTHROPIC_BASE_URL=claude' }));
+    const expected = sidecarContainer(sidecarValues(VALUES));
+    expect(created.spec.initContainers?.map((c) => c.name)).toEqual(['breakwater']);
+    // the stored container is what sidecarContainer() renders (the API server adds defaults)
+    expect(created.spec.initContainers?.[0]).toMatchObject(JSON.parse(JSON.stringify(expected)) as Record<string, unknown>);
+    expect(created.spec.initContainers?.[0]).toMatchObject({
+      restartPolicy: 'Always',
+      image: 'breakwater:e2e',
+      args: expect.arrayContaining(['proxy', '--kubernetes']),
+      securityContext: { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
+      startupProbe: { httpGet: { path: '/readyz', port: 7879 } },
+    });
+    expect(created.spec.containers[0]!.env).toEqual([
+      { name: 'OPENAI_BASE_URL', value: 'http://127.0.0.1:7878/openai' },
+      { name: 'ANTHROPIC_BASE_URL', value: 'http://127.0.0.1:7878/claude' },
+    ]);
+    expect(await metric('breakwater_injections_total{result="injected"}')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('leaves a pod without the label untouched', async () => {
+    const { pod: created } = await createPod(pod('plain', { labelled: false, env: 'OPENAI_BASE_URL=openai' }));
+    expect(created.spec.initContainers).toBeUndefined();
+    expect(created.spec.containers[0]!.env).toBeUndefined();
+  });
+
+  it('keeps a base URL the app sets itself, and kubectl shows the admission warning', async () => {
+    const { pod: created, stderr } = await createPod(pod('own-url', { env: 'OPENAI_BASE_URL=openai', containerEnv: [{ name: 'OPENAI_BASE_URL', value: 'https://example.test/v1' }] }));
+    expect(created.spec.initContainers?.map((c) => c.name)).toEqual(['breakwater']);
+    expect(created.spec.containers[0]!.env).toEqual([{ name: 'OPENAI_BASE_URL', value: 'https://example.test/v1' }]);
+    expect(stderr).toMatch(/Warning: breakwater: container app sets OPENAI_BASE_URL itself; kept its value/);
+  });
+
+  it('with the controller stopped, failurePolicy Ignore still admits a labelled pod (without the sidecar)', async () => {
+    await controller.stop();
+    const { pod: created } = await createPod(pod('no-controller'));
+    expect(created.metadata.labels?.['breakwater.dev/inject']).toBe('enabled');
+    expect(created.spec.initContainers).toBeUndefined();
+  });
+});
