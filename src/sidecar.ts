@@ -60,7 +60,10 @@ export function sidecarValues(input: unknown, where = 'sidecar values'): Sidecar
   const raw = input ?? {};
   const withDefaults = Value.Default(SidecarValuesSchema, structuredClone(raw));
   const error = Value.Errors(SidecarValuesSchema, withDefaults).First();
-  if (error) throw new SidecarValuesError(where, pointerToPath(error.path) || '(document)', error.message);
+  if (error) {
+    const allowed = (error.schema as { anyOf?: { const?: unknown }[] }).anyOf?.map((s) => s.const).filter((v) => v !== undefined) ?? [];
+    throw new SidecarValuesError(where, pointerToPath(error.path) || '(document)', allowed.length > 0 ? `must be one of ${allowed.join(', ')}` : error.message);
+  }
   const values = withDefaults as SidecarValues;
   if (values.proxyPort === values.adminPort) throw new SidecarValuesError(where, 'adminPort', 'must differ from proxyPort');
   return values;

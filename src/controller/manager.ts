@@ -45,10 +45,15 @@ export class Manager {
     }
   }
 
-  /** The Lease was won: start the leader-only runnables. */
+  /**
+   * The Lease was won: start the leader-only runnables. Won again while leading means renewed
+   * after a gap in which writes were fenced off (frozen, partitioned): restart them, so they
+   * start over from a full resync instead of trusting what they skipped.
+   */
   readonly startedLeading = (): void => {
     this.#chain = this.#chain.then(async () => {
-      if (this.#leading || this.#stopped) return;
+      if (this.#stopped) return;
+      await this.#stopLeaderOnly();
       this.#leading = true;
       for (const r of this.#leaderOnly) {
         try {

@@ -5,10 +5,10 @@
 // held (fencing). Handlers only enqueue.
 import type { UpstreamStatus } from '../config/schema.ts';
 import type { UpstreamObject } from '../config/sources/kubernetes.ts';
-import { paths, type KubeClient } from '../kube/client.ts';
+import { isConflict, paths, type KubeClient } from '../kube/client.ts';
 import { Informer } from '../kube/informer.ts';
-import { WorkQueue } from '../kube/queue.ts';
-import { SecretStore, secretRefsOf } from '../kube/secrets.ts';
+import { WorkQueue, type SyncResult } from '../kube/queue.ts';
+import { SecretPendingError, SecretStore, secretRefsOf } from '../kube/secrets.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { ControllerMetrics } from '../telemetry/metrics.ts';
 import type { Runnable } from './manager.ts';
@@ -110,17 +110,23 @@ export class UpstreamStatusController {
     },
   };
 
-  async #sync(key: string): Promise<void> {
+  async #sync(key: string): Promise<SyncResult> {
     const { log, client, fieldManager } = this.#o;
     if (!this.#o.holds()) return;
     const slash = key.indexOf('/');
     const obj = this.#upstreams.get(key.slice(slash + 1), key.slice(0, slash));
     if (!obj) return;
-    const refs = secretRefsOf(obj);
-    await this.#secrets.settled(refs, 5_000);
+    // A Secret that has not answered yet gives no verdict: its first answer enqueues this
+    // object again (SecretStore onChange), so nothing waits or polls here.
+    if (secretRefsOf(obj).some((r) => this.#secrets.state(r).kind === 'pending')) return;
     const current = (obj as { status?: UpstreamStatus }).status;
-    // throws SecretPendingError while a Secret has not answered: retried with backoff
-    const desired = desiredStatus(obj, this.#secrets.resolver(), current);
+    let desired: UpstreamStatus;
+    try {
+      desired = desiredStatus(obj, this.#secrets.resolver(), current);
+    } catch (err) {
+      if (err instanceof SecretPendingError) return; // raced with a Secret going away: same as above
+      throw err;
+    }
     if (sameStatus(current, desired)) return;
     // Fencing: the lease must still be ours, now, right before the write.
     if (!this.#o.holds()) {
@@ -130,7 +136,9 @@ export class UpstreamStatusController {
     try {
       await patchStatus(client, obj, desired, fieldManager);
     } catch (err) {
-      this.#o.metrics.statusWrites.labels('error').inc();
+      this.#o.metrics.statusWrites.labels(isConflict(err) ? 'conflict' : 'error').inc();
+      // 409: the object moved since it was cached; its update event enqueues it, this is a backstop
+      if (isConflict(err)) return { requeueAfterMs: 1_000 };
       throw err;
     }
     this.#o.metrics.statusWrites.labels('written').inc();

@@ -1,12 +1,17 @@
 // A work queue in the shape of client-go's: handlers add keys; one worker runs sync(key) for
 // each, one at a time; a key added while it is being synced runs again afterwards (never twice
-// at once); a sync that throws is retried with per-key exponential backoff. Permanent problems
-// belong in status and Events, not in exceptions, so they never loop.
+// at once). A sync returns what should happen next: nothing, or `{ requeueAfterMs }` (wait for
+// something that will not send an event, e.g. a 409 on fresh data). A sync that throws is
+// retried with per-key exponential backoff. Permanent problems belong in status and Events, not
+// in exceptions, so they never loop.
 import type { Logger } from '../telemetry/log.ts';
 import { backoffMs } from './informer.ts';
 
+/** What a sync asks for: nothing more (void), or another run of the key after a delay. */
+export type SyncResult = void | { requeueAfterMs: number };
+
 export class WorkQueue {
-  #sync: (key: string) => Promise<void>;
+  #sync: (key: string) => Promise<SyncResult>;
   #log: Logger;
   #pending = new Set<string>();
   #failures = new Map<string, number>();
@@ -14,7 +19,7 @@ export class WorkQueue {
   #running = false;
   #stopped = false;
 
-  constructor(sync: (key: string) => Promise<void>, log: Logger) {
+  constructor(sync: (key: string) => Promise<SyncResult>, log: Logger) {
     this.#sync = sync;
     this.#log = log;
   }
@@ -41,8 +46,9 @@ export class WorkQueue {
       const key = this.#pending.values().next().value as string;
       this.#pending.delete(key);
       try {
-        await this.#sync(key);
+        const result = await this.#sync(key);
         this.#failures.delete(key);
+        if (result) this.addAfter(key, result.requeueAfterMs);
       } catch (err) {
         const failures = (this.#failures.get(key) ?? 0) + 1;
         this.#failures.set(key, failures);

@@ -45,6 +45,14 @@ describe('the breakwater process', () => {
     expect(r.stderr.trim()).toBe('breakwater: --drain: "soon" is not a duration (e.g. 10s)');
   });
 
+  it('the controller exits non-zero at start on a bad --injection-config, with one line naming the field', () => {
+    const path = join(dir, 'sidecar-values.yaml');
+    writeFileSync(path, 'image: breakwater:1\nreadiness: sometimes\n');
+    const r = spawnSync(BIN, ['controller', '--injection-config', path], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim()).toBe(`breakwater: invalid --injection-config: ${path}: readiness: must be one of breakers, local`);
+  });
+
   it('on SIGTERM stops accepting, lets an in-flight stream finish, then exits 0', async () => {
     fake = await startFake();
     const path = join(dir, 'good.yaml');

@@ -38,7 +38,6 @@ describe('controller manager', () => {
     await m.start();
     expect(events).toEqual(['start cache']);
     m.startedLeading();
-    m.startedLeading(); // a second notice changes nothing
     await settle();
     expect(m.leading).toBe(true);
     m.stoppedLeading();
@@ -46,6 +45,17 @@ describe('controller manager', () => {
     m.startedLeading();
     await settle();
     expect(events).toEqual(['start cache', 'start status', 'stop status', 'start status']);
+  });
+
+  it('restarts leader-only runnables when the Lease is won again after a gap (writes were fenced off)', async () => {
+    const { events, runnable } = recorder();
+    const m = new Manager(silentLogger).add(runnable('status'), { needsLeader: true });
+    await m.start();
+    m.startedLeading();
+    m.startedLeading();
+    await settle();
+    expect(events).toEqual(['start status', 'stop status', 'start status']);
+    expect(m.leading).toBe(true);
   });
 
   it('on stop, stops leader-only runnables before the others', async () => {
