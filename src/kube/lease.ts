@@ -8,7 +8,7 @@ import type { Logger } from '../telemetry/log.ts';
 import { isConflict, isNotFound, paths, type KubeClient } from './client.ts';
 
 export interface LeaseOptions {
-  client: KubeClient;
+  client: Pick<KubeClient, 'request'>;
   namespace: string;
   name: string;
   identity: string;
