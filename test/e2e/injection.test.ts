@@ -4,6 +4,7 @@
 // runs: pods are objects, so the assertions read the stored spec.
 import { writeFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
+import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarContainer } from '../../src/cli.ts';
@@ -68,11 +69,28 @@ function pod(name: string, opts: { labelled?: boolean; env?: string; containerEn
   };
 }
 
+/** The certificate a TLS server on 127.0.0.1:port presents (DER). */
+function servedCertificate(port: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+      const raw = socket.getPeerCertificate().raw;
+      socket.end();
+      resolve(raw);
+    });
+    socket.on('error', reject);
+  });
+}
+
 describe('sidecar injection webhook', () => {
   let cp: ControlPlane;
   let controller: Controller;
+  let second: Controller | undefined;
   let port: number;
+  let secondPort: number;
 
+  let args: (port: number) => string[];
+  const secretData = async () => (JSON.parse(await kubectlOk(cp, ['get', 'secret', SECRET, '-n', CONTROLLER_NAMESPACE, '-o', 'json'])) as { metadata: { resourceVersion: string }; data: Record<string, string> });
+  const servesSecretCert = async (p: number) => (await servedCertificate(p)).equals(new X509Certificate(Buffer.from((await secretData()).data['tls.crt']!, 'base64')).raw);
   const createPod = async (obj: object) => {
     const res = await cp.kubectl(['create', '-f', '-', '-o', 'json'], { input: JSON.stringify(obj) });
     if (res.code !== 0) throw new Error(`kubectl create failed: ${res.stderr}`);
@@ -93,13 +111,12 @@ describe('sidecar injection webhook', () => {
     await applyJson(cp, [webhookConfiguration(port)]);
     const valuesFile = join(cp.dir, 'sidecar-values.yaml');
     writeFileSync(valuesFile, JSON.stringify(VALUES));
-    controller = await startController(cp, NS, {
-      args: ['--webhook-listen', `127.0.0.1:${port}`, '--webhook-extra-san', '127.0.0.1', '--webhook-recheck', '1s', '--shutdown-delay', '0s', '--injection-config', valuesFile],
-      env: { BREAKWATER_LOG_LEVEL: 'debug' },
-    });
+    args = (p: number) => ['--webhook-listen', `127.0.0.1:${p}`, '--webhook-extra-san', '127.0.0.1', '--webhook-recheck', '1s', '--shutdown-delay', '0s', '--injection-config', valuesFile];
+    controller = await startController(cp, NS, { identity: 'replica-a', args: args(port), env: { BREAKWATER_LOG_LEVEL: 'debug' } });
   }, CONTROL_PLANE_TIMEOUT_MS);
 
   afterAll(async () => {
+    await second?.stop();
     await controller?.stop();
     await cp?.stop();
   }, 60_000);
@@ -152,7 +169,36 @@ describe('sidecar injection webhook', () => {
     expect(stderr).toMatch(/Warning: breakwater: container app sets OPENAI_BASE_URL itself; kept its value/);
   });
 
-  it('with the controller stopped, failurePolicy Ignore still admits a labelled pod (without the sidecar)', async () => {
+  it('a second replica serves the certificate from the Secret instead of making its own', async () => {
+    const before = (await secretData()).metadata.resourceVersion;
+    secondPort = await freePort();
+    second = await startController(cp, NS, { name: 'controller-b', identity: 'replica-b', args: args(secondPort) });
+    await waitUntil('replica-b to serve the Secret\'s certificate', () => servesSecretCert(secondPort), 15_000);
+    expect(await servesSecretCert(port)).toBe(true);
+    expect((await secretData()).metadata.resourceVersion).toBe(before);
+  });
+
+  it('recreates a deleted certificate Secret, serves the new certificate and updates the caBundle', async () => {
+    const before = await caBundle();
+    await kubectlOk(cp, ['delete', 'secret', SECRET, '-n', CONTROLLER_NAMESPACE]);
+    await waitUntil('a new CA in the caBundle', async () => !['', before].includes(await caBundle()), 30_000);
+    const secret = JSON.parse(await kubectlOk(cp, ['get', 'secret', SECRET, '-n', CONTROLLER_NAMESPACE, '-o', 'json'])) as { data: Record<string, string> };
+    expect(await caBundle()).toBe(secret.data['ca.crt']);
+    // the API server now trusts only the new CA: a pod is injected only if the webhook serves
+    // the new certificate (the API server may take a moment to pick up the new caBundle)
+    let injected = false;
+    for (let i = 0; i < 20 && !injected; i++) {
+      const { pod: created } = await createPod(pod(`after-rotation-${i}`));
+      injected = created.spec.initContainers?.[0]?.name === 'breakwater';
+      if (!injected) await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(injected).toBe(true);
+    // both replicas raced to recreate it: one wrote it, both serve the Secret's certificate
+    await waitUntil('both replicas to serve the new certificate', async () => (await servesSecretCert(port)) && (await servesSecretCert(secondPort)), 15_000);
+  });
+
+  it('with the controllers stopped, failurePolicy Ignore still admits a labelled pod (without the sidecar)', async () => {
+    await second?.stop();
     await controller.stop();
     const { pod: created } = await createPod(pod('no-controller'));
     expect(created.metadata.labels?.['breakwater.dev/inject']).toBe('enabled');
