@@ -162,8 +162,8 @@ export class SecretCertKeeper extends Periodic {
         log.info({ secret: `${namespace}/${secretName}`, names }, 'webhook certificate: written');
         return next;
       } catch (err) {
-        // 409: another replica created or renewed it first; theirs wins, read it again
-        if (!isConflict(err) && !(err as { reason?: string }).reason?.startsWith('AlreadyExists')) throw err;
+        // 409 (AlreadyExists on create, Conflict on update): another replica wrote it first; theirs wins, read it again
+        if (!isConflict(err)) throw err;
         log.info({ secret: `${namespace}/${secretName}` }, 'webhook certificate: another replica wrote it first; reading theirs');
       }
     }

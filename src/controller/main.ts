@@ -100,7 +100,9 @@ export async function startController(flags: Flags, log: Logger): Promise<Runnin
     resyncMs: durationFlag(flags.resync, 'resync'),
     holds: () => elector.holds(),
   });
-  probes.addCheck({ name: 'llmupstreams', check: () => status.notReady() });
+  // With the webhook on, readiness is about answering admission requests (the Service routes
+  // them only to ready replicas), not about LLMUpstreams: a slow list must not stop injection.
+  if (!webhook) probes.addCheck({ name: 'llmupstreams', check: () => status.notReady() });
   manager.add(status.cache, { needsLeader: false });
   manager.add(status.writer, { needsLeader: true });
   const electorRunnable: Runnable = { name: 'lease', start: async () => elector.start(), stop: () => elector.stop() };

@@ -200,6 +200,13 @@ describe('sidecar injection webhook', () => {
   it('with the controllers stopped, failurePolicy Ignore still admits a labelled pod (without the sidecar)', async () => {
     await second?.stop();
     await controller.stop();
+    // SIGTERM stopped each runnable in order, in time (no SIGKILL), and gave the Lease up
+    for (const c of [controller, second!]) {
+      const msgs = c.lines().map((l) => l.msg);
+      expect(msgs.slice(msgs.indexOf('controller stopping'))).toEqual(expect.arrayContaining(['controller stopping', 'controller stopped']));
+      expect(msgs.at(-1)).toBe('controller stopped');
+    }
+    expect(controller.lines().some((l) => l.msg === 'lease released')).toBe(true);
     const { pod: created } = await createPod(pod('no-controller'));
     expect(created.metadata.labels?.['breakwater.dev/inject']).toBe('enabled');
     expect(created.spec.initContainers).toBeUndefined();
