@@ -132,20 +132,23 @@ export function serviceAccountNamespace(): string | undefined {
 }
 
 export function usage(): string {
-  const line = (command: Command) =>
-    flagsFor(command)
-      .map((name) => {
-        const spec: FlagSpec = FLAGS[name];
-        return `    --${name}${spec.type === 'string' ? (spec.default !== undefined ? ` ${spec.default}` : ' VALUE') : ''}${spec.multiple ? ' (repeatable)' : ''}   ${spec.help}`;
-      })
-      .join('\n');
+  const lines = (command: Command) => {
+    const rows = flagsFor(command).map((name) => {
+      const spec: FlagSpec = FLAGS[name];
+      const value = spec.type === 'boolean' ? '' : ` ${spec.default ?? 'VALUE'}`;
+      return [`--${name}${value}${spec.multiple ? ' ...' : ''}`, spec.help] as const;
+    });
+    const width = Math.max(...rows.map(([flag]) => flag.length));
+    return rows.map(([flag, help]) => `    ${flag.padEnd(width)}  ${help}`).join('\n');
+  };
   return `usage:
   breakwater proxy (--config FILE | --kubernetes) [flags]
-${line('proxy')}
+${lines('proxy')}
   breakwater controller [flags]
-${line('controller')}
+${lines('controller')}
   breakwater fake [--listen 127.0.0.1:8081] [--name NAME]
-Every flag has an environment twin: --unready-after is BREAKWATER_UNREADY_AFTER.`;
+Every flag has an environment twin: --unready-after is BREAKWATER_UNREADY_AFTER (a repeatable
+flag's twin is a comma list).`;
 }
 
 // ---- the sidecar container ------------------------------------------------------------------
