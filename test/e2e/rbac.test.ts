@@ -72,6 +72,15 @@ describe('least-privilege RBAC from deploy/rbac', () => {
     ['get an unlisted Secret', ['get', 'secrets/unlisted', '-n', NS], false],
     ['list Secrets', ['list', 'secrets', '-n', NS], false],
     ['update another Lease', ['update', 'leases.coordination.k8s.io/other', '-n', CONTROLLER_NAMESPACE], false],
+    ['read its webhook certificate Secret', ['get', 'secrets/breakwater-webhook-tls', '-n', CONTROLLER_NAMESPACE], true],
+    ['renew its webhook certificate Secret', ['update', 'secrets/breakwater-webhook-tls', '-n', CONTROLLER_NAMESPACE], true],
+    ['create its webhook certificate Secret', ['create', 'secrets', '-n', CONTROLLER_NAMESPACE], true],
+    ['read another Secret of its namespace', ['get', 'secrets/other', '-n', CONTROLLER_NAMESPACE], false],
+    ['update another Secret of its namespace', ['update', 'secrets/other', '-n', CONTROLLER_NAMESPACE], false],
+    ['create Secrets in an app namespace', ['create', 'secrets', '-n', NS], false],
+    ['patch its webhook configuration', ['patch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/breakwater-injector'], true],
+    ['patch another webhook configuration', ['patch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/other'], false],
+    ['create webhook configurations', ['create', 'mutatingwebhookconfigurations.admissionregistration.k8s.io'], false],
   ] as const)('the controller: %s -> %s', async (_what, args, allowed) => {
     expect(await canI('controller', ...args)).toBe(allowed);
   });
