@@ -96,6 +96,7 @@ export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, do
     breaker: {
       errorThresholdPercentage: b.errorThresholdPercentage ?? DEFAULTS.breaker.errorThresholdPercentage,
       volumeThreshold: b.volumeThreshold ?? DEFAULTS.breaker.volumeThreshold,
+      consecutiveFailures: b.consecutiveFailures ?? DEFAULTS.breaker.consecutiveFailures,
       rollingWindowMs: parseDuration(b.rollingWindow ?? DEFAULTS.breaker.rollingWindow),
       openDurationMs: parseDuration(b.openDuration ?? DEFAULTS.breaker.openDuration),
       halfOpenRamp: [...(b.halfOpenRamp ?? DEFAULTS.breaker.halfOpenRamp)],

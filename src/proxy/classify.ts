@@ -30,6 +30,15 @@ export function classifyTransport(error: unknown, cause: AbortCause | undefined)
     case 'Z_BUF_ERROR':
     case 'ERR_INVALID_CHAR':
       return { kind: 'invalid_response', reason: 'corrupt compressed body' };
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      // the provider sent more header bytes than undici accepts: its answer is unusable, fail over
+      return { kind: 'invalid_response', reason: 'response headers over the limit' };
+    case 'EMFILE':
+    case 'ENFILE':
+    case 'ENOMEM':
+    case 'ENOBUFS':
+      // Breakwater itself is out of file descriptors or memory: never the provider's failure
+      return { kind: 'internal', code };
     default:
       if (typeof code !== 'string') return { kind: 'connect', code: 'unknown' };
       if (CONNECT_CODES.has(code) || isNetworkCode(code)) return { kind: 'connect', code };
@@ -60,8 +69,26 @@ export function classifyHttpError(
   headers: Record<string, string | string[] | undefined>,
   body: unknown,
   now: number,
+  path: PathKind,
 ): Outcome {
-  return dialect.classifyError({ status, body, retryAfterMs: retryAfterMs(headers, now) });
+  return dialect.classifyError({ status, body, retryAfterMs: retryAfterMs(headers, now), path });
+}
+
+/**
+ * An SSE `error` event from the provider (before or after the commit), through the same dialect
+ * rules as an HTTP error: a streamed Anthropic overloaded_error is a model-scoped throttle, a
+ * streamed rate_limit_exceeded too; anything else is the provider's failure (a 500 in effect).
+ */
+export function classifyStreamError(dialect: DialectRules, data: string | undefined, path: PathKind): Outcome {
+  let body: unknown;
+  try {
+    body = data === undefined ? undefined : JSON.parse(data);
+  } catch {
+    body = undefined;
+  }
+  const outcome = dialect.classifyError({ status: 500, body, retryAfterMs: undefined, path });
+  // a stream that started is never the request's own fault: a 4xx-looking body is still a failure
+  return outcome.kind === 'client_fault' ? { kind: 'server_error', status: 500, retryAfterMs: undefined } : outcome;
 }
 
 /** A 2xx JSON body: ok (with the parsed body), or invalid (malformed, empty, an error in disguise). */

@@ -3,10 +3,15 @@
 // Every error the app receives says x-should-retry: false, so the official SDKs do not
 // multiply load by retrying what Breakwater already retried.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { GiveUp } from './attempt.ts';
+import type { RequestOutcome } from './commit.ts';
 import type { DialectRules, OwnErrorKind } from './dialects/types.ts';
 
 export const OWN_STATUS: Record<OwnErrorKind, number> = {
   breaker_open: 503,
+  model_held: 429,
+  endpoint_held: 429,
+  overloaded: 503,
   budget_exhausted: 503,
   deadline_exceeded: 504,
   upstream_unavailable: 502,
@@ -77,4 +82,18 @@ export function sendProviderError(
   if (headers['retry-after'] === undefined && extra.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(extra.retryAfterMs / 1000)));
   res.writeHead(response.status, headers);
   res.end(response.bytes);
+}
+
+/** Renders the attempt loop's give-up; returns the request's outcome for metrics. */
+export function sendGiveUp(res: ServerResponse, dialect: DialectRules, requestId: string, g: GiveUp): RequestOutcome {
+  switch (g.kind) {
+    case 'cancelled':
+      return 'cancelled';
+    case 'provider_error':
+      sendProviderError(res, g.response, requestId, { attempts: g.attempts, endpoint: g.endpoint, retryAfterMs: g.retryAfterMs });
+      return 'upstream_error';
+    case 'refused':
+      sendOwnError(res, dialect, g.error, g.message, requestId, { attempts: g.attempts, retryAfterMs: g.retryAfterMs });
+      return g.outcome;
+  }
 }

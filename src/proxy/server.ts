@@ -8,12 +8,12 @@ import type { Clock } from '../clock.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { runAttempts, type ProxyRequest } from './attempt.ts';
-import type { RequestOutcome } from './commit.ts';
+import { commit, type RequestOutcome } from './commit.ts';
 import { openai } from './dialects/openai.ts';
 import { deadlineFor } from './retry.ts';
 import { normalizePath } from '../config/compile.ts';
 import type { DialectRules, PathKind } from './dialects/types.ts';
-import { sendOwnError } from './rescue.ts';
+import { sendGiveUp, sendOwnError } from './rescue.ts';
 import type { ProxyRuntime } from './runtime.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -235,9 +235,13 @@ export class ProxyServer {
       timeouts: config.timeouts,
       dialect,
       validate: config.validate,
+      streaming: json?.stream === true,
       startedAt: started,
     };
-    done(await runAttempts(proxyReq, res, this.#options));
+    const result = await runAttempts(proxyReq, this.#options);
+    if (result.kind === 'answer') return done(await commit(proxyReq, res, result, this.#options));
+    if (result.kind !== 'cancelled') upstream.counters.overhead.observe(Math.max(0, performance.now() - started - result.providerMs) / 1000);
+    done(sendGiveUp(res, dialect, requestId, result));
   }
 }
 

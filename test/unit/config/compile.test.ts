@@ -23,6 +23,7 @@ describe('compileUpstream defaults', () => {
     expect(u.breaker).toEqual({
       errorThresholdPercentage: DEFAULTS.breaker.errorThresholdPercentage,
       volumeThreshold: DEFAULTS.breaker.volumeThreshold,
+      consecutiveFailures: DEFAULTS.breaker.consecutiveFailures,
       rollingWindowMs: parseDuration(DEFAULTS.breaker.rollingWindow),
       openDurationMs: parseDuration(DEFAULTS.breaker.openDuration),
       halfOpenRamp: [...DEFAULTS.breaker.halfOpenRamp],
@@ -77,7 +78,7 @@ describe('compileUpstream with every field set', () => {
       { name: 'first', url: 'https://api.anthropic.com/v1?beta=true', priority: 0, query: { 'api-version': '2025 04', a: 'b&c' }, headers: { 'Anthropic-Beta': 'x' }, models: { big: 'claude-big-2025' } },
       { name: 'second', url: 'https://second.example.com', priority: 0, auth: { env: 'SECOND_KEY' } },
     ],
-    breaker: { errorThresholdPercentage: 25, volumeThreshold: 4, rollingWindow: '1m30s', openDuration: '45s', halfOpenRamp: [2, 4], failOn: ['server_error', 'timeout'] },
+    breaker: { errorThresholdPercentage: 25, volumeThreshold: 4, consecutiveFailures: 3, rollingWindow: '1m30s', openDuration: '45s', halfOpenRamp: [2, 4], failOn: ['server_error', 'timeout'] },
     retry: {
       maxAttempts: 5,
       backoff: { initial: '100ms', max: '2s', jitter: 'none' },
@@ -101,7 +102,7 @@ describe('compileUpstream with every field set', () => {
 
   it('takes every value from the spec, durations in ms', () => {
     expect(u).toMatchObject({ name: 'chat', api: 'anthropic', required: true });
-    expect(u.breaker).toEqual({ errorThresholdPercentage: 25, volumeThreshold: 4, rollingWindowMs: 90_000, openDurationMs: 45_000, halfOpenRamp: [2, 4], failOn: new Set(['server_error', 'timeout']) });
+    expect(u.breaker).toEqual({ errorThresholdPercentage: 25, volumeThreshold: 4, consecutiveFailures: 3, rollingWindowMs: 90_000, openDurationMs: 45_000, halfOpenRamp: [2, 4], failOn: new Set(['server_error', 'timeout']) });
     expect(u.retry).toEqual({
       maxAttempts: 5,
       backoff: { initialMs: 100, maxMs: 2000, jitter: 'none' },
