@@ -32,6 +32,8 @@ export interface ProxyOptions {
   clock?: Clock;
   metrics?: Metrics;
   maxBodyBytes?: number;
+  /** all buffered request bodies together; past it, 503 with Retry-After */
+  maxBufferedBytes?: number;
   /** the admin server (probes, metrics, debug state, dashboard); none when absent */
   admin?: { host: string; port: number };
   /** readiness policy; default breakers */
@@ -63,7 +65,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     ? await startAdmin({ runtime, metrics, log: options.log, clock, readiness: options.readiness, unreadyAfterMs: options.unreadyAfterMs }, options.admin)
     : undefined;
   let source: RunningSource | undefined;
-  const server = new ProxyServer({ runtime, clock, log: options.log, metrics, maxBodyBytes: options.maxBodyBytes });
+  const server = new ProxyServer({ runtime, clock, log: options.log, metrics, maxBodyBytes: options.maxBodyBytes, maxBufferedBytes: options.maxBufferedBytes });
   let port: number;
   try {
     source = await startSource(options.source, runtime, options.log, metrics);

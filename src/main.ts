@@ -18,6 +18,7 @@ const PROXY_FLAGS = {
   'unready-after': { type: 'string', default: '10s' },
   drain: { type: 'string', default: '30s' },
   'log-level': { type: 'string', default: 'info' },
+  'max-buffered-bytes': { type: 'string', default: String(256 * 1024 * 1024) },
 } as const;
 
 export class UsageError extends Error {}
@@ -59,11 +60,15 @@ async function proxy(argv: string[]): Promise<void> {
   const drainMs = durationFlag(String(flags.drain), 'drain');
   const unreadyAfterMs = durationFlag(String(flags['unready-after']), 'unready-after');
   const admin = parseHostPort(String(flags.admin), 'admin');
+  const maxBufferedBytes = Number(flags['max-buffered-bytes']);
+  if (!Number.isSafeInteger(maxBufferedBytes) || maxBufferedBytes < 1024 * 1024) {
+    throw new UsageError(`--max-buffered-bytes: "${String(flags['max-buffered-bytes'])}" is not a byte count of at least 1048576`);
+  }
 
   const source: SourceOptions = flags.kubernetes
     ? { kind: 'kubernetes', namespace: String(flags.namespace ?? readServiceAccountNamespace() ?? 'default'), kubeconfig: process.env.KUBECONFIG }
     : { kind: 'file', path: String(flags.config) };
-  const running = await startProxy({ source, listen, drainMs, log, admin, readiness: flags.readiness, unreadyAfterMs });
+  const running = await startProxy({ source, listen, drainMs, log, admin, readiness: flags.readiness, unreadyAfterMs, maxBufferedBytes });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

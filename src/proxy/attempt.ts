@@ -228,6 +228,10 @@ function giveUp(
     outcome,
   });
   if (last && state.budgetSpent) return refused('budget_exhausted', `upstream "${name}" failed (${describeOutcome(last.outcome)}) and its retry budget is spent`, 'upstream_error');
+  if (last?.outcome.kind === 'cancelled') {
+    // the deadline cut the last attempt: answered before the app's own timer fires, so its SDK does not retry
+    return refused('deadline_exceeded', `upstream "${name}": the request deadline passed during attempt ${attempts}`, 'deadline', undefined);
+  }
   if (last) {
     const kind = last.outcome.kind === 'timeout' ? 'upstream_timeout' : last.outcome.kind === 'internal' ? 'internal' : 'upstream_unavailable';
     return refused(kind, `upstream "${name}" failed: ${describeOutcome(last.outcome)} after ${attempts} attempt(s)`, 'upstream_error');

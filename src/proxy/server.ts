@@ -13,6 +13,7 @@ import { openai } from './dialects/openai.ts';
 import { deadlineFor } from './retry.ts';
 import { normalizePath } from '../config/compile.ts';
 import type { DialectRules, PathKind } from './dialects/types.ts';
+import { ByteBudget, DEFAULT_MAX_BUFFERED_BYTES } from './buffers.ts';
 import { sendGiveUp, sendOwnError } from './rescue.ts';
 import type { ProxyRuntime } from './runtime.ts';
 
@@ -40,6 +41,8 @@ export interface ProxyServerOptions {
   log: Logger;
   metrics: Metrics;
   maxBodyBytes?: number;
+  /** all buffered request bodies together (default 256 MiB) */
+  maxBufferedBytes?: number;
 }
 
 /** The app's headers minus hop-by-hop, credentials and Breakwater's own controls. */
@@ -55,29 +58,50 @@ function forwardableHeaders(req: IncomingMessage): Record<string, string | strin
   return out;
 }
 
-type BodyRead = { kind: 'ok'; bytes: Buffer } | { kind: 'too_large' } | { kind: 'aborted' };
+type BodyRead = { kind: 'ok'; bytes: Buffer } | { kind: 'too_large' } | { kind: 'busy' } | { kind: 'aborted' };
 
-/** Reads the request body up to `limit`; past it, keeps draining (bounded) so the 413 arrives cleanly. */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
+/**
+ * Reads the request body up to `limit`, reserving its bytes from the process-wide `budget` as
+ * they arrive (the caller releases `bytes.length` when the response is done); past either, keeps
+ * draining (bounded) so the 413 or 503 arrives cleanly.
+ */
+function readBody(req: IncomingMessage, limit: number, budget: ByteBudget): Promise<BodyRead> {
   return new Promise((resolve) => {
     const declared = Number(req.headers['content-length']);
     const chunks: Buffer[] = [];
     let size = 0;
     let over = Number.isFinite(declared) && declared > limit;
+    let busy = false;
+    const refusal = (): BodyRead => (over ? { kind: 'too_large' } : { kind: 'busy' });
+    const drop = () => {
+      if (chunks.length > 0) budget.release(chunks.reduce((n, c) => n + c.length, 0));
+      chunks.length = 0;
+    };
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) over = true;
-      if (over) {
-        chunks.length = 0;
+      if (!over && !busy && !budget.take(chunk.length)) busy = true;
+      if (over || busy) {
+        drop();
         if (size > limit * 4) req.destroy(); // not worth draining further
         return;
       }
       chunks.push(chunk);
     });
-    req.on('end', () => resolve(over ? { kind: 'too_large' } : { kind: 'ok', bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) }));
-    req.on('error', () => resolve(over ? { kind: 'too_large' } : { kind: 'aborted' }));
+    req.on('end', () => {
+      if (over || busy) return resolve(refusal());
+      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+      chunks.length = 0; // handed over: the caller releases its reservation
+      resolve({ kind: 'ok', bytes });
+    });
+    req.on('error', () => {
+      drop();
+      resolve(over || busy ? refusal() : { kind: 'aborted' });
+    });
     req.on('close', () => {
-      if (!req.complete) resolve(over ? { kind: 'too_large' } : { kind: 'aborted' });
+      if (req.complete) return;
+      drop();
+      resolve(over || busy ? refusal() : { kind: 'aborted' });
     });
   });
 }
@@ -87,11 +111,13 @@ export class ProxyServer {
   readonly #options: ProxyServerOptions;
   readonly #servers: Server[] = [];
   readonly #sockets = new Set<Socket>();
+  readonly #buffered: ByteBudget;
   #draining = false;
   inflight = 0;
 
   constructor(options: ProxyServerOptions) {
     this.#options = options;
+    this.#buffered = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
   }
 
   /** Listens on host:port; on 127.0.0.1 also on ::1 when the machine has it. Returns the bound port. */
@@ -193,8 +219,15 @@ export class ProxyServer {
     let json: Record<string, unknown> | undefined;
     let retryable = replayable;
     if (replayable && method !== 'GET' && method !== 'HEAD') {
-      const read = await readBody(req, this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+      const read = await readBody(req, this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, this.#buffered);
       if (read.kind === 'aborted') return done('cancelled');
+      if (read.kind === 'busy') {
+        log.warn({ upstream: config.name, requestId, bufferedBytes: this.#buffered.used, limit: this.#buffered.limit }, 'buffered request bodies are at their limit: request refused');
+        sendOwnError(res, dialect, 'overloaded', `breakwater is holding ${this.#buffered.limit} bytes of request bodies already; send the request again shortly`, requestId, { retryAfterMs: 1000, close: true });
+        return done('rejected');
+      }
+      const held = read.kind === 'ok' ? read.bytes.length : 0;
+      res.once('close', () => this.#buffered.release(held));
       if (read.kind === 'too_large') {
         const limit = this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
         sendOwnError(res, dialect, 'payload_too_large', `request body is larger than ${limit} bytes`, requestId, { close: true });

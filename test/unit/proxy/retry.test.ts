@@ -112,11 +112,13 @@ describe('deadlineFor', () => {
     expect(deadlineFor(START, TOTAL, { 'x-breakwater-timeout': value })).toBe(START + TOTAL);
   });
 
+  // issue 8 (defect 15): Breakwater answers a margin before the SDK's own timer fires
   it.each([
-    ['600', 600_000],
-    ['2.5', 2500],
-    ['30', 30_000],
-  ])('reads x-stainless-timeout %j as seconds', (value, ms) => {
+    ['600', 600_000 - 2_000],
+    ['2.5', 2500 - 250],
+    ['5', 5_000 - 500],
+    ['30', 30_000 - 2_000],
+  ])('reads x-stainless-timeout %j as seconds, and answers a margin before it', (value, ms) => {
     expect(deadlineFor(START, TOTAL, { 'x-stainless-timeout': value })).toBe(START + ms);
   });
 
@@ -130,7 +132,7 @@ describe('deadlineFor', () => {
 
   it('takes the sooner of the three', () => {
     expect(deadlineFor(START, TOTAL, { 'x-breakwater-timeout': '20s', 'x-stainless-timeout': '30' })).toBe(START + 20_000);
-    expect(deadlineFor(START, TOTAL, { 'x-breakwater-timeout': '20s', 'x-stainless-timeout': '10' })).toBe(START + 10_000);
+    expect(deadlineFor(START, TOTAL, { 'x-breakwater-timeout': '20s', 'x-stainless-timeout': '10' })).toBe(START + 10_000 - 1_000);
     expect(deadlineFor(START, 5000, { 'x-breakwater-timeout': '20s', 'x-stainless-timeout': '10' })).toBe(START + 5000);
   });
 });
