@@ -226,6 +226,12 @@ describe('charts/breakwater', () => {
       expect(one(inNs('c'), 'RoleBinding', `${RELEASE}-controller-secrets`).subjects).toEqual([{ kind: 'ServiceAccount', name: `${RELEASE}-controller`, namespace: RELEASE_NAMESPACE }]);
     });
 
+    it('refuses an app namespace listed twice, naming it', async () => {
+      const res = await helmTemplate(helm, { appNamespaces: [{ name: 'shop', serviceAccounts: ['a'] }, { name: 'lab', serviceAccounts: ['b'] }, { name: 'shop', serviceAccounts: ['c'] }] });
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toContain('appNamespaces: namespace "shop" is listed twice (entries 0 and 2)');
+    });
+
     it('the controller may patch only its own webhook configuration, and its cert Secret and Lease only by name', async () => {
       const objects = await renderChart(helm, {});
       const cluster = one(objects, 'ClusterRole', `${RELEASE}-controller`);
