@@ -183,13 +183,15 @@ describe('charts/breakwater', () => {
     expect(kinds(await renderChart(helm, {})).filter((k) => k === 'PodMonitor' || k === 'ServiceMonitor' || k === 'PrometheusRule')).toEqual([]);
     const full = await renderChart(helm, {}, { valuesFiles: [FULL] });
     expect(kinds(full).filter((k) => k === 'PodMonitor' || k === 'PrometheusRule').sort()).toEqual(['PodMonitor', 'PodMonitor', 'PrometheusRule']);
-    const sidecars = one(full, 'PodMonitor', `${RELEASE}-sidecars`).spec as { selector: { matchLabels: Record<string, string> }; namespaceSelector: object; podMetricsEndpoints: { path: string; relabelings?: { sourceLabels: string[]; regex: string; action: string }[] }[] };
+    const sidecars = one(full, 'PodMonitor', `${RELEASE}-sidecars`).spec as { selector: { matchLabels: Record<string, string> }; namespaceSelector: object; podMetricsEndpoints: object[] };
     expect(sidecars.selector.matchLabels).toEqual({ 'breakwater.dev/inject': 'enabled' });
     expect(sidecars.namespaceSelector).toEqual({ any: true });
-    // the admin port by number: independent of the port name the injector chooses
-    expect(sidecars.podMetricsEndpoints[0]).toMatchObject({ path: '/metrics', relabelings: [{ sourceLabels: ['__meta_kubernetes_pod_container_port_number'], regex: '7879', action: 'keep' }] });
-    const byName = await renderChart(helm, { monitoring: { podMonitor: { enabled: true, portName: 'bw-admin' } } });
-    expect((one(byName, 'PodMonitor').spec as { podMetricsEndpoints: object[] }).podMetricsEndpoints[0]).toEqual({ path: '/metrics', interval: '30s', port: 'bw-admin' });
+    // the admin port by the name the injector gives it, or by number
+    expect(sidecars.podMetricsEndpoints).toEqual([{ path: '/metrics', interval: '30s', port: 'bw-admin' }]);
+    const byNumber = await renderChart(helm, { monitoring: { podMonitor: { enabled: true, portName: '' } }, sidecar: { adminPort: 9100 } });
+    expect((one(byNumber, 'PodMonitor').spec as { podMetricsEndpoints: object[] }).podMetricsEndpoints).toEqual([
+      { path: '/metrics', interval: '30s', relabelings: [{ sourceLabels: ['__meta_kubernetes_pod_container_port_number'], regex: '9100', action: 'keep' }] },
+    ]);
     const controller = one(full, 'PodMonitor', `${RELEASE}-controller`).spec as { podMetricsEndpoints: object[] };
     expect(controller.podMetricsEndpoints).toEqual([{ port: 'admin', path: '/metrics', interval: '30s' }]);
   });
