@@ -125,6 +125,20 @@ describe('charts/breakwater', () => {
     expect(chart).toMatchObject({ apiVersion: 'v2', name: 'breakwater', kubeVersion: '>=1.29.0-0', appVersion: pkg.version });
   });
 
+  it('NOTES.txt tells the next two commands: label a workload, apply an LLMUpstream (in the first app namespace)', async () => {
+    const values = JSON.stringify({ appNamespaces: [{ name: 'checkout', serviceAccounts: ['api'], secrets: ['openai'] }] });
+    const res = await helm(['install', RELEASE, CHART_DIR, '--dry-run=client', '--namespace', RELEASE_NAMESPACE, '--values', '-'], { input: values });
+    expect(res.code, res.stderr).toBe(0);
+    const notes = res.stdout.split('NOTES:\n')[1] ?? '';
+    expect(notes).toContain('Sidecar RBAC for: checkout (Secrets: openai)');
+    expect(notes).toMatch(/1\. [^\n]*\n\n\s*kubectl -n checkout patch deployment my-app [^\n]*"breakwater\.dev\/inject":"enabled"/);
+    expect(notes).toMatch(/2\. [^]*\nkubectl -n checkout apply -f - <<'YAML'\napiVersion: breakwater\.dev\/v1alpha1\nkind: LLMUpstream\n[^]*\nYAML\n/);
+    // the heredoc must parse as the LLMUpstream it claims to be
+    const doc = parse(/<<'YAML'\n([^]*?)\nYAML\n/.exec(notes)![1]!) as { kind: string; spec: { endpoints: { url: string }[] } };
+    expect(doc.kind).toBe('LLMUpstream');
+    expect(doc.spec.endpoints[0]!.url).toBe('https://api.openai.com/v1');
+  });
+
   describe('values.schema.json refuses a bad value with a message naming it', () => {
     it.each([
       ['failurePolicy: Maybe', { webhook: { failurePolicy: 'Maybe' } }, "at '/webhook/failurePolicy'", /Ignore.*Fail/],
