@@ -72,6 +72,7 @@ export interface RigOptions {
   upstreams: (fakes: FakeProvider[]) => UpstreamDef[];
   logLevel?: string;
   maxBodyBytes?: number;
+  maxBufferedBytes?: number;
   key?: string;
 }
 
@@ -89,6 +90,7 @@ export async function startRig(options: RigOptions): Promise<Rig> {
     drainMs: 2_000,
     log,
     maxBodyBytes: options.maxBodyBytes,
+    maxBufferedBytes: options.maxBufferedBytes,
   });
   return {
     fakes,
