@@ -104,7 +104,7 @@ async function fake(argv: string[]): Promise<void> {
 }
 
 const USAGE = `usage:
-  breakwater proxy --config FILE [--listen 127.0.0.1:7878] [--admin 0.0.0.0:7879] [--readiness breakers|local] [--unready-after 10s] [--drain 30s] [--log-level info]
+  breakwater proxy --config FILE [--listen 127.0.0.1:7878] [--admin 0.0.0.0:7879] [--readiness breakers|local] [--unready-after 10s] [--drain 30s] [--log-level info] [--max-buffered-bytes N]
   breakwater proxy --kubernetes [--namespace NS]
   breakwater controller
   breakwater fake [--listen 127.0.0.1:8081] [--name NAME]`;
