@@ -28,18 +28,10 @@ export function upstream(spec: { name?: string; endpoints?: number; each?: Recor
   } as UpstreamDocument;
 }
 
-/** A small seeded PRNG (mulberry32), for reproducible "random" traffic and jitter. */
-export function seeded(seed: number): () => number {
-  let t = seed >>> 0;
-  return () => {
-    t = (t + 0x6d2b79f5) >>> 0;
-    let r = Math.imul(t ^ (t >>> 15), 1 | t);
-    r = (r + Math.imul(r ^ (r >>> 7), 61 | r)) ^ r;
-    return ((r ^ (r >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What an endpoint does with one attempt. */
+export { seeded } from './random.ts';
+
 export type Scripted =
   | { status: number; body?: string; headers?: Record<string, string> }
   /** never answers (until the attempt is aborted) */

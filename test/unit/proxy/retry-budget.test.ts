@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../../src/clock.ts';
 import { RetryBudget } from '../../../src/proxy/retry.ts';
+import { seeded } from '../../support/random.ts';
 
 const T0 = 1_700_000_000_000; // a whole second
 
@@ -26,17 +27,6 @@ function firsts(b: RetryBudget, n: number): void {
   for (let i = 0; i < n; i++) b.recordFirstAttempt();
 }
 
-/** mulberry32: a small deterministic uniform source in [0, 1) */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('the reserve', () => {
   it('starts full at one window\'s worth, so a fresh sidecar can retry a burst at once', () => {

@@ -1,20 +1,10 @@
 // Backoff, provider waits and deadlines: pure functions of their inputs.
 import { describe, expect, it } from 'vitest';
 import { backoffMs, deadlineFor, retryAfterMs } from '../../../src/proxy/retry.ts';
+import { seeded } from '../../support/random.ts';
 
 const BACKOFF = { initialMs: 200, maxMs: 5000 };
 
-/** mulberry32: a small deterministic uniform source in [0, 1) */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('backoffMs', () => {
   it('without jitter waits the ceiling: initial, doubling, capped at max', () => {
