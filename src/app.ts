@@ -66,7 +66,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const server = new ProxyServer({ runtime, clock, log: options.log, metrics, maxBodyBytes: options.maxBodyBytes });
   let port: number;
   try {
-    source = await startSource(options.source, runtime, options.log, metrics);
+    source = await startSource(options.source, runtime, options.log, metrics, clock);
     port = await server.listen(options.listen.host, options.listen.port);
   } catch (err) {
     source?.close();
@@ -94,10 +94,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   };
 }
 
-async function startSource(options: SourceOptions, sink: ConfigSink, log: Logger, metrics: Metrics): Promise<RunningSource | undefined> {
+async function startSource(options: SourceOptions, sink: ConfigSink, log: Logger, metrics: Metrics, clock: Clock): Promise<RunningSource | undefined> {
   switch (options.kind) {
     case 'file': {
-      const source = startFileSource({ path: options.path, sink });
+      const source = startFileSource({ path: options.path, sink, clock });
       metrics.configWatchHealthy.labels('file').set(1);
       return source;
     }
