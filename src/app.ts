@@ -20,8 +20,8 @@ export type SourceOptions =
 /** What app.ts needs of a running source. */
 export interface RunningSource {
   close(): void;
-  /** re-read now (SIGHUP); a no-op for watches */
-  reload(): void;
+  /** re-read now (SIGHUP); resolves once applied or rejected; a no-op for watches */
+  reload(): Promise<void>;
 }
 
 export interface ProxyOptions {
@@ -104,7 +104,7 @@ async function startSource(options: SourceOptions, sink: ConfigSink, log: Logger
     case 'kubernetes': {
       const { startKubernetesSource } = await import('./config/sources/kubernetes.ts');
       const source = await startKubernetesSource({ namespace: options.namespace, kubeconfig: options.kubeconfig, sink, log, metrics });
-      return { close: () => source.close(), reload: () => undefined };
+      return { close: () => source.close(), reload: async () => undefined };
     }
     case 'none':
       return undefined;
