@@ -20,7 +20,7 @@ export interface ParseThreadOptions {
   clock: Clock;
   /** default 30 s */
   timeoutMs?: number;
-  /** the worker's old-generation heap; default 256 MiB */
+  /** the worker's old-generation heap; default 128 MiB (a dense valid 1 MiB file needs under 96) */
   heapMb?: number;
 }
 
@@ -35,9 +35,10 @@ const WORKER = new URL('./parse-worker.ts', import.meta.url);
 
 export function parseInWorker(request: ParseRequest, options: ParseThreadOptions): ParseJob {
   const timeoutMs = options.timeoutMs ?? 30_000;
-  const heapMb = options.heapMb ?? 256;
+  const heapMb = options.heapMb ?? 128;
   const fail = (detail: string) => new ConfigError(request.fileName, '(file)', detail);
-  const worker = new Worker(WORKER, { workerData: request, env: {}, resourceLimits: { maxOldGenerationSizeMb: heapMb }, stdout: false, stderr: false });
+  // a small young generation keeps the process's peak RSS ~100 MB lower for a 1 MiB file, at some CPU
+  const worker = new Worker(WORKER, { workerData: request, env: {}, resourceLimits: { maxOldGenerationSizeMb: heapMb, maxYoungGenerationSizeMb: 8 }, stdout: false, stderr: false });
   let timer: NodeJS.Timeout | undefined;
   const result = new Promise<unknown[]>((resolve, reject) => {
     let settled = false;
