@@ -9,7 +9,7 @@ import { ConfigError } from '../../../src/config/compile.ts';
 import type { UpstreamConfig } from '../../../src/config/runtime.ts';
 import type { ConfigSink } from '../../../src/config/sink.ts';
 import { systemClock } from '../../../src/clock.ts';
-import { envOrFileAuth, parseYamlStream, startFileSource, type FileSource } from '../../../src/config/sources/file.ts';
+import { envOrFileAuth, INLINE_PARSE_MAX_CHARS, parseYamlStream, startFileSource, type FileSource } from '../../../src/config/sources/file.ts';
 import { readConfigDocuments } from '../../../src/config/sources/parse.ts';
 
 const WAIT = { timeout: 5000, interval: 10 };
@@ -442,12 +442,36 @@ describe('large and pathological files', () => {
     expect(sink.names.length).toBeLessThanOrEqual(3);
   });
 
-  it('close() during a reload applies nothing', async () => {
+  /** More documents than INLINE_PARSE_MAX_CHARS holds: such a reload parses in a worker thread. */
+  const manyUpstreams = (prefix: string) => {
+    const docs = Array.from({ length: 300 }, (_, i) => upstreamYaml(`${prefix}-${i}`));
+    expect(docs.join('').length).toBeGreaterThan(INLINE_PARSE_MAX_CHARS);
+    return docs.join('---\n');
+  };
+
+  it('applies a large edit parsed in a worker thread, and rejects a large bad one the same way', async () => {
     const path = join(dir, 'upstreams.yaml');
     writeFileSync(path, upstreamYaml('v1'));
     const sink = new RecordingSink();
     const source = start(path, sink, 60_000);
-    writeFileSync(path, upstreamYaml('v2'));
+    writeFileSync(path, manyUpstreams('big'));
+    await source.reload();
+    expect(sink.names.at(-1)).toHaveLength(300);
+    writeFileSync(path, `${manyUpstreams('bad')}---\n${upstreamYaml('x', { spec: 'timeouts: { total: soon }' })}`);
+    await source.reload();
+    expect(sink.rejected.map((r) => [r.error.document, r.error.path])).toEqual([['document 301 (LLMUpstream "x")', 'spec.timeouts.total']]);
+    expect(sink.names.at(-1)?.[0]).toBe('big-0');
+  }, 30_000);
+
+  it.each([
+    ['small', (v: string) => upstreamYaml(v)],
+    ['large (worker thread)', (v: string) => manyUpstreams(v)],
+  ])('close() during a reload of a %s file applies nothing', async (_label, text) => {
+    const path = join(dir, 'upstreams.yaml');
+    writeFileSync(path, upstreamYaml('v1'));
+    const sink = new RecordingSink();
+    const source = start(path, sink, 60_000);
+    writeFileSync(path, text('v2'));
     const pending = source.reload();
     source.close();
     await pending;
