@@ -377,10 +377,10 @@ describe('the debounce, on virtual time', () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     sources.push(startFileSource({ path, sink, clock: systemClock }));
     writeFileSync(path, '');
-    await realSleep(100);
+    await realSleep(300);
     vi.advanceTimersByTime(200);
     writeFileSync(path, upstreamYaml('v2'));
-    await realSleep(100);
+    await realSleep(300);
     vi.advanceTimersByTime(249);
     await realSleep(50);
     expect(sink.applied.length + sink.rejected.length).toBe(1); // nothing yet: 249 ms of quiet
