@@ -20,8 +20,8 @@ export type SourceOptions =
 /** What app.ts needs of a running source. */
 export interface RunningSource {
   close(): void;
-  /** re-read now (SIGHUP); a no-op for watches */
-  reload(): void;
+  /** re-read now (SIGHUP); resolves once applied or rejected; a no-op for watches */
+  reload(): Promise<void>;
 }
 
 export interface ProxyOptions {
@@ -68,7 +68,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const server = new ProxyServer({ runtime, clock, log: options.log, metrics, maxBodyBytes: options.maxBodyBytes, maxBufferedBytes: options.maxBufferedBytes });
   let port: number;
   try {
-    source = await startSource(options.source, runtime, options.log, metrics);
+    source = await startSource(options.source, runtime, options.log, metrics, clock);
     port = await server.listen(options.listen.host, options.listen.port);
   } catch (err) {
     source?.close();
@@ -96,17 +96,17 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   };
 }
 
-async function startSource(options: SourceOptions, sink: ConfigSink, log: Logger, metrics: Metrics): Promise<RunningSource | undefined> {
+async function startSource(options: SourceOptions, sink: ConfigSink, log: Logger, metrics: Metrics, clock: Clock): Promise<RunningSource | undefined> {
   switch (options.kind) {
     case 'file': {
-      const source = startFileSource({ path: options.path, sink });
+      const source = startFileSource({ path: options.path, sink, clock });
       metrics.configWatchHealthy.labels('file').set(1);
       return source;
     }
     case 'kubernetes': {
       const { startKubernetesSource } = await import('./config/sources/kubernetes.ts');
       const source = await startKubernetesSource({ namespace: options.namespace, kubeconfig: options.kubeconfig, sink, log, metrics });
-      return { close: () => source.close(), reload: () => undefined };
+      return { close: () => source.close(), reload: async () => undefined };
     }
     case 'none':
       return undefined;

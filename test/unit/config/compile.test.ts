@@ -192,6 +192,31 @@ describe('compile errors', () => {
     expect((error as Error).message).toMatch(/^LLMUpstream "chat": spec\.breaker\.errorThresholdPercentage: /);
   });
 
+  // issue 8, defect 10: compile threw a TypeError (a stack trace at start-up) for this URL
+  it('an https URL with a port out of range is a ConfigError at the url, not a crash', () => {
+    const bad = withSpec({ endpoints: [{ name: 'a', url: 'https://api.example.com:99999/v1' }] });
+    expect(() => compileUpstream(bad, noAuth)).toThrow(expect.objectContaining({ name: 'ConfigError', path: 'spec.endpoints[0].url' }));
+  });
+
+  it('a URL with a password is refused, and no part of the error prints the password', () => {
+    const bad = withSpec({ endpoints: [{ name: 'a', url: 'http://user:PASS-d10@api.example.com:99999/v1' }] });
+    let error: unknown;
+    try {
+      compileUpstream(bad, noAuth);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).detail).toContain('user info');
+    for (const text of [(error as Error).message, (error as Error).stack ?? '', JSON.stringify(error), inspect(error, { depth: 5 })]) expect(text).not.toContain('PASS-d10');
+  });
+
+  it('redacts any URL in a detail, whoever wrote it', () => {
+    const error = new ConfigError('LLMUpstream "chat"', '(spec)', 'could not reach https://user:PASS-d10@api.example.com/v1?key=KEY-d10: refused');
+    expect(error.detail).toBe('could not reach https://api.example.com/v1?key=redacted: refused');
+    expect(error.message).not.toContain('PASS-d10');
+  });
+
   it('lets a resolver\'s ConfigError through unchanged', () => {
     const failure = new ConfigError('LLMUpstream "chat"', 'spec.endpoints[0].auth', 'environment variable K is not set', 'SecretNotFound');
     const d = withSpec({ endpoints: [{ name: 'a', url: 'https://a.example.com/v1', auth: { env: 'K' } }] });
