@@ -9,7 +9,7 @@ import type { EndpointRuntime } from './endpoint.ts';
 import type { AttemptResult, LiveAttempt, ResponseBody } from './forward.ts';
 import type { LoopDeps, ProxyRequest } from './attempt.ts';
 import { describeOutcome, type Outcome } from './outcome.ts';
-import { responseHeaders } from './rescue.ts';
+import { responseHeaders } from './headers.ts';
 import { writeWithBackpressure } from './stream.ts';
 import { classifyBodyError } from './classify.ts';
 
