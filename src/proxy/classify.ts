@@ -15,6 +15,12 @@ const CONNECT_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
 ]);
 
+/**
+ * This process ran out of something (file descriptors, memory, socket buffers): the request
+ * never left, and no provider may be blamed for it.
+ */
+const LOCAL_CODES = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS']);
+
 /** A transport-level failure (no usable response) as an outcome. */
 export function classifyTransport(error: unknown, cause: AbortCause | undefined): Outcome {
   if (cause) return cause.kind === 'timeout' ? { kind: 'timeout', phase: cause.phase } : { kind: 'cancelled', reason: cause.reason };
@@ -32,6 +38,7 @@ export function classifyTransport(error: unknown, cause: AbortCause | undefined)
       return { kind: 'invalid_response', reason: 'corrupt compressed body' };
     default:
       if (typeof code !== 'string') return { kind: 'connect', code: 'unknown' };
+      if (LOCAL_CODES.has(code)) return { kind: 'internal', code };
       if (CONNECT_CODES.has(code) || isNetworkCode(code)) return { kind: 'connect', code };
       // undici's and Node's own argument errors: Breakwater built a request it cannot send
       return { kind: 'internal', code };
