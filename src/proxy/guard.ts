@@ -89,6 +89,7 @@ export function hostAllowed(host: string | undefined): boolean {
 
 /** percent-escapes of '.', '/', '\' and '%' itself (double encoding is undone too) */
 const SEPARATOR_ESCAPES = /%(2e|2f|5c|25)/gi;
+const SUSPECT = /[.%\\]/;
 const DECODED: Record<string, string> = { '2e': '.', '2f': '/', '5c': '\\', '25': '%' };
 
 /**
@@ -98,6 +99,7 @@ const DECODED: Record<string, string> = { '2e': '.', '2f': '/', '5c': '\\', '25'
  * they cannot form a segment boundary or a dot.
  */
 export function escapesBase(pathname: string): boolean {
+  if (!SUSPECT.test(pathname)) return false; // the common case: no dot, escape or backslash at all
   let decoded = pathname;
   for (;;) {
     const next = decoded.replace(SEPARATOR_ESCAPES, (_, hex: string) => DECODED[hex.toLowerCase()]!);

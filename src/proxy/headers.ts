@@ -34,8 +34,10 @@ const REQUEST_FRAMING: ReadonlySet<string> = new Set([
 const RESPONSE_FRAMING: ReadonlySet<string> = new Set(['content-length']);
 
 /** The names a `Connection` header lists (lowercased), which are hop-by-hop for that message. */
+const NONE: ReadonlySet<string> = new Set();
+
 export function connectionListed(value: string | string[] | undefined): ReadonlySet<string> {
-  if (value === undefined) return new Set();
+  if (value === undefined) return NONE;
   const joined = Array.isArray(value) ? value.join(',') : value;
   return new Set(joined.toLowerCase().split(',').map((s) => s.trim()).filter((s) => s !== ''));
 }

@@ -5,7 +5,7 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chatBody, post, startRig, TEST_KEY, type Rig } from '../support/rig.ts';
+import { chatBody, post, startRig, TEST_KEY, waitFor, type Rig } from '../support/rig.ts';
 import { openSocket, rawBody, rawExchange, rawHeader, rawRequest } from '../support/raw.ts';
 
 const LIMITS = { headersTimeoutMs: 500, bodyIdleMs: 500, checkEveryMs: 100 };
@@ -162,6 +162,25 @@ describe('defect 4: the proxy port has timeouts and a connection cap', () => {
     const r = await rawExchange(port, [], { waitMs: 8_000 });
     expect(r.closed).toBe(true);
     expect(r.ms).toBeLessThan(5_000);
+  });
+
+  it('an idle keep-alive connection outlives headersTimeout and serves the next request', async () => {
+    const socket = await openSocket(port);
+    let text = '';
+    socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+    const get = 'GET /openai/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+    try {
+      socket.write(get);
+      await waitFor(() => text.includes('"object"'), 'the first response');
+      await new Promise((r) => setTimeout(r, LIMITS.headersTimeoutMs * 3));
+      expect(socket.destroyed).toBe(false);
+      text = '';
+      socket.write(get);
+      await waitFor(() => text.includes('"object"'), 'the second response on the same connection');
+      expect(text).toMatch(/^HTTP\/1\.1 200/);
+    } finally {
+      socket.destroy();
+    }
   });
 
   it('a buffered body that stalls gets a 408 in the dialect\'s shape and never reaches the provider', async () => {
