@@ -9,6 +9,7 @@ import type { Logger } from './telemetry/log.ts';
 import { createMetrics, disableMetricUpdates, type Metrics } from './telemetry/metrics.ts';
 import { ProxyRuntime } from './proxy/runtime.ts';
 import { ProxyServer } from './proxy/server.ts';
+import type { EdgeLimits } from './proxy/limits.ts';
 
 /** Where LLMUpstreams come from. */
 export type SourceOptions =
@@ -34,6 +35,8 @@ export interface ProxyOptions {
   maxBodyBytes?: number;
   /** all buffered request bodies together; past it, 503 with Retry-After */
   maxBufferedBytes?: number;
+  /** the proxy port's timeouts and connection cap (defaults in src/proxy/limits.ts) */
+  limits?: Partial<EdgeLimits>;
   /** the admin server (probes, metrics, debug state, dashboard); none when absent */
   admin?: { host: string; port: number };
   /** readiness policy; default breakers */
@@ -65,7 +68,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     ? await startAdmin({ runtime, metrics, log: options.log, clock, readiness: options.readiness, unreadyAfterMs: options.unreadyAfterMs }, options.admin)
     : undefined;
   let source: RunningSource | undefined;
-  const server = new ProxyServer({ runtime, clock, log: options.log, metrics, maxBodyBytes: options.maxBodyBytes, maxBufferedBytes: options.maxBufferedBytes });
+  const server = new ProxyServer({ runtime, clock, log: options.log, metrics, maxBodyBytes: options.maxBodyBytes, maxBufferedBytes: options.maxBufferedBytes, limits: options.limits });
   let port: number;
   try {
     source = await startSource(options.source, runtime, options.log, metrics, clock);

@@ -7,6 +7,7 @@ import { startProxy, type SourceOptions } from './app.ts';
 import { ConfigError } from './config/compile.ts';
 import { parseDuration } from './config/duration.ts';
 import { createLogger } from './telemetry/log.ts';
+import { DEFAULT_EDGE_LIMITS } from './proxy/limits.ts';
 
 const PROXY_FLAGS = {
   config: { type: 'string' },
@@ -17,6 +18,7 @@ const PROXY_FLAGS = {
   readiness: { type: 'string', default: 'breakers' },
   'unready-after': { type: 'string', default: '10s' },
   drain: { type: 'string', default: '30s' },
+  'max-connections': { type: 'string', default: String(DEFAULT_EDGE_LIMITS.maxConnections) },
   'log-level': { type: 'string', default: 'info' },
   'max-buffered-bytes': { type: 'string', default: String(256 * 1024 * 1024) },
 } as const;
@@ -51,6 +53,12 @@ function durationFlag(value: string, flag: string): number {
   }
 }
 
+function countFlag(value: string, flag: string): number {
+  const n = Number(value);
+  if (!/^[0-9]+$/.test(value) || n < 1) throw new UsageError(`--${flag}: "${value}" is not a whole number >= 1`);
+  return n;
+}
+
 async function proxy(argv: string[]): Promise<void> {
   const flags = withEnv(argv, PROXY_FLAGS);
   const log = createLogger({ level: String(flags['log-level']) });
@@ -64,11 +72,12 @@ async function proxy(argv: string[]): Promise<void> {
   if (!Number.isSafeInteger(maxBufferedBytes) || maxBufferedBytes < 1024 * 1024) {
     throw new UsageError(`--max-buffered-bytes: "${String(flags['max-buffered-bytes'])}" is not a byte count of at least 1048576`);
   }
+  const maxConnections = countFlag(String(flags['max-connections']), 'max-connections');
 
   const source: SourceOptions = flags.kubernetes
     ? { kind: 'kubernetes', namespace: String(flags.namespace ?? readServiceAccountNamespace() ?? 'default'), kubeconfig: process.env.KUBECONFIG }
     : { kind: 'file', path: String(flags.config) };
-  const running = await startProxy({ source, listen, drainMs, log, admin, readiness: flags.readiness, unreadyAfterMs, maxBufferedBytes });
+  const running = await startProxy({ source, listen, drainMs, log, admin, readiness: flags.readiness, unreadyAfterMs, maxBufferedBytes, limits: { maxConnections } });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -104,7 +113,7 @@ async function fake(argv: string[]): Promise<void> {
 }
 
 const USAGE = `usage:
-  breakwater proxy --config FILE [--listen 127.0.0.1:7878] [--admin 0.0.0.0:7879] [--readiness breakers|local] [--unready-after 10s] [--drain 30s] [--log-level info] [--max-buffered-bytes N]
+  breakwater proxy --config FILE [--listen 127.0.0.1:7878] [--admin 0.0.0.0:7879] [--readiness breakers|local] [--unready-after 10s] [--drain 30s] [--max-connections 1024] [--max-buffered-bytes N] [--log-level info]
   breakwater proxy --kubernetes [--namespace NS]
   breakwater controller
   breakwater fake [--listen 127.0.0.1:8081] [--name NAME]`;

@@ -15,6 +15,12 @@ const CONNECT_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
 ]);
 
+/**
+ * This process ran out of something (file descriptors, memory, socket buffers): the request
+ * never left, and no provider may be blamed for it.
+ */
+const LOCAL_CODES = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS']);
+
 /** A transport-level failure (no usable response) as an outcome. */
 export function classifyTransport(error: unknown, cause: AbortCause | undefined): Outcome {
   if (cause) return cause.kind === 'timeout' ? { kind: 'timeout', phase: cause.phase } : { kind: 'cancelled', reason: cause.reason };
@@ -33,14 +39,9 @@ export function classifyTransport(error: unknown, cause: AbortCause | undefined)
     case 'UND_ERR_HEADERS_OVERFLOW':
       // the provider sent more header bytes than undici accepts: its answer is unusable, fail over
       return { kind: 'invalid_response', reason: 'response headers over the limit' };
-    case 'EMFILE':
-    case 'ENFILE':
-    case 'ENOMEM':
-    case 'ENOBUFS':
-      // Breakwater itself is out of file descriptors or memory: never the provider's failure
-      return { kind: 'internal', code };
     default:
       if (typeof code !== 'string') return { kind: 'connect', code: 'unknown' };
+      if (LOCAL_CODES.has(code)) return { kind: 'internal', code };
       if (CONNECT_CODES.has(code) || isNetworkCode(code)) return { kind: 'connect', code };
       // undici's and Node's own argument errors: Breakwater built a request it cannot send
       return { kind: 'internal', code };

@@ -8,7 +8,7 @@ import type { Answer, LoopDeps, ProxyRequest } from './attempt.ts';
 import { classifyBodyError, classifyStreamError } from './classify.ts';
 import type { Attempt, ResponseBody } from './forward.ts';
 import { describeOutcome, type Outcome } from './outcome.ts';
-import { responseHeaders } from './rescue.ts';
+import { responseHeaders } from './headers.ts';
 import { writeWithBackpressure } from './stream.ts';
 
 export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected';

@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { GiveUp } from './attempt.ts';
 import type { RequestOutcome } from './commit.ts';
+import { responseHeaders } from './headers.ts';
 import type { DialectRules, OwnErrorKind } from './dialects/types.ts';
 
 export const OWN_STATUS: Record<OwnErrorKind, number> = {
@@ -17,6 +18,9 @@ export const OWN_STATUS: Record<OwnErrorKind, number> = {
   upstream_unavailable: 502,
   upstream_timeout: 504,
   invalid_request: 400,
+  forbidden: 403,
+  method_not_allowed: 405,
+  request_timeout: 408,
   payload_too_large: 413,
   not_found: 404,
   shutting_down: 503,
@@ -24,28 +28,13 @@ export const OWN_STATUS: Record<OwnErrorKind, number> = {
   internal: 500,
 };
 
-const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
-  'proxy-authenticate', 'proxy-authorization', 'host', 'content-length',
-]);
-
-/** Provider response headers fit to pass on. `decoded`: the body was decompressed here. */
-export function responseHeaders(upstream: IncomingHttpHeaders, decoded: boolean): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const name in upstream) {
-    if (HOP_BY_HOP.has(name) || (decoded && name === 'content-encoding')) continue;
-    out[name] = upstream[name];
-  }
-  return out;
-}
-
 export function sendOwnError(
   res: ServerResponse,
   dialect: DialectRules,
   kind: OwnErrorKind,
   message: string,
   requestId: string,
-  extra: { retryAfterMs?: number; attempts?: number; close?: boolean } = {},
+  extra: { retryAfterMs?: number; attempts?: number; close?: boolean; headers?: OutgoingHttpHeaders } = {},
 ): void {
   if (res.headersSent) {
     res.destroy();
@@ -53,6 +42,7 @@ export function sendOwnError(
   }
   const body = dialect.errorBody(kind, message, requestId);
   const headers: OutgoingHttpHeaders = {
+    ...extra.headers,
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     'x-should-retry': 'false',

@@ -15,6 +15,9 @@ import { normalizePath } from '../config/compile.ts';
 import type { DialectRules, PathKind } from './dialects/types.ts';
 import { ByteBudget, DEFAULT_MAX_BUFFERED_BYTES } from './buffers.ts';
 import { sendGiveUp, sendOwnError } from './rescue.ts';
+import { refuse } from './guard.ts';
+import { requestHeaders } from './headers.ts';
+import { edgeLimits, proxyServerOptions, type EdgeLimits } from './limits.ts';
 import type { ProxyRuntime } from './runtime.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -26,15 +29,6 @@ function pathKind(normalized: string): PathKind {
   return normalized === 'embeddings' ? 'embeddings' : 'other';
 }
 
-const DROP_REQUEST_HEADERS = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
-  'proxy-authorization', 'proxy-authenticate', 'host', 'content-length', 'accept-encoding',
-  // undici does not do 100-continue; the body is already here (or streams) anyway
-  'expect',
-  // the app's own credentials never reach a provider: the endpoint's key replaces them
-  'authorization', 'x-api-key', 'api-key', 'x-goog-api-key',
-]);
-
 export interface ProxyServerOptions {
   runtime: ProxyRuntime;
   clock: Clock;
@@ -43,44 +37,52 @@ export interface ProxyServerOptions {
   maxBodyBytes?: number;
   /** all buffered request bodies together (default 256 MiB) */
   maxBufferedBytes?: number;
+  /** timeouts and the connection cap of the port (src/proxy/limits.ts) */
+  limits?: Partial<EdgeLimits>;
 }
 
-/** The app's headers minus hop-by-hop, credentials and Breakwater's own controls. */
-function forwardableHeaders(req: IncomingMessage): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  const connectionListed = req.headers.connection?.toLowerCase().split(',').map((s) => s.trim());
-  for (const name in req.headers) {
-    if (DROP_REQUEST_HEADERS.has(name) || name.startsWith('x-breakwater-')) continue;
-    if (connectionListed?.includes(name)) continue;
-    const value = req.headers[name];
-    if (value !== undefined) out[name] = value;
-  }
-  return out;
-}
-
-type BodyRead = { kind: 'ok'; bytes: Buffer } | { kind: 'too_large' } | { kind: 'busy' } | { kind: 'aborted' };
+type BodyRead = { kind: 'ok'; bytes: Buffer } | { kind: 'too_large' } | { kind: 'busy' } | { kind: 'aborted' } | { kind: 'idle' };
 
 /**
  * Reads the request body up to `limit`, reserving its bytes from the process-wide `budget` as
- * they arrive (the caller releases `bytes.length` when the response is done); past either, keeps
- * draining (bounded) so the 413 or 503 arrives cleanly.
+ * they arrive (on `ok` the caller releases `bytes.length` when the response is done); past
+ * either, keeps draining (bounded) so the 413 or 503 arrives cleanly. A body that sends nothing
+ * for `idleMs` is given up on (the caller answers 408).
  */
-function readBody(req: IncomingMessage, limit: number, budget: ByteBudget): Promise<BodyRead> {
+function readBody(req: IncomingMessage, limit: number, budget: ByteBudget, idleMs: number, clock: Clock): Promise<BodyRead> {
   return new Promise((resolve) => {
     const declared = Number(req.headers['content-length']);
     const chunks: Buffer[] = [];
     let size = 0;
     let over = Number.isFinite(declared) && declared > limit;
     let busy = false;
+    /** bytes of `chunks` reserved from the budget */
+    let reserved = 0;
     const refusal = (): BodyRead => (over ? { kind: 'too_large' } : { kind: 'busy' });
     const drop = () => {
-      if (chunks.length > 0) budget.release(chunks.reduce((n, c) => n + c.length, 0));
+      budget.release(reserved);
+      reserved = 0;
       chunks.length = 0;
     };
+    let settled = false;
+    const settle = (read: BodyRead) => {
+      if (settled) return;
+      settled = true;
+      clock.clearTimeout(idle);
+      if (read.kind === 'ok') chunks.length = 0; // handed over with its reservation
+      else drop();
+      resolve(read);
+    };
+    const idle = clock.setTimeout(() => settle({ kind: 'idle' }), idleMs);
     req.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      idle.refresh();
       size += chunk.length;
       if (size > limit) over = true;
-      if (!over && !busy && !budget.take(chunk.length)) busy = true;
+      if (!over && !busy) {
+        if (budget.take(chunk.length)) reserved += chunk.length;
+        else busy = true;
+      }
       if (over || busy) {
         drop();
         if (size > limit * 4) req.destroy(); // not worth draining further
@@ -88,20 +90,10 @@ function readBody(req: IncomingMessage, limit: number, budget: ByteBudget): Prom
       }
       chunks.push(chunk);
     });
-    req.on('end', () => {
-      if (over || busy) return resolve(refusal());
-      const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-      chunks.length = 0; // handed over: the caller releases its reservation
-      resolve({ kind: 'ok', bytes });
-    });
-    req.on('error', () => {
-      drop();
-      resolve(over || busy ? refusal() : { kind: 'aborted' });
-    });
+    req.on('end', () => settle(over || busy ? refusal() : { kind: 'ok', bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) }));
+    req.on('error', () => settle(over || busy ? refusal() : { kind: 'aborted' }));
     req.on('close', () => {
-      if (req.complete) return;
-      drop();
-      resolve(over || busy ? refusal() : { kind: 'aborted' });
+      if (!req.complete) settle(over || busy ? refusal() : { kind: 'aborted' });
     });
   });
 }
@@ -109,6 +101,7 @@ function readBody(req: IncomingMessage, limit: number, budget: ByteBudget): Prom
 
 export class ProxyServer {
   readonly #options: ProxyServerOptions;
+  readonly #limits: EdgeLimits;
   readonly #servers: Server[] = [];
   readonly #sockets = new Set<Socket>();
   readonly #buffered: ByteBudget;
@@ -118,6 +111,7 @@ export class ProxyServer {
   constructor(options: ProxyServerOptions) {
     this.#options = options;
     this.#buffered = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
+    this.#limits = edgeLimits(options.limits);
   }
 
   /** Listens on host:port; on 127.0.0.1 also on ::1 when the machine has it. Returns the bound port. */
@@ -128,7 +122,8 @@ export class ProxyServer {
   }
 
   #listenOne(host: string, port: number): Promise<number> {
-    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => this.#handle(req, res));
+    const server = createServer(proxyServerOptions(this.#limits), (req, res) => this.#handle(req, res));
+    server.maxConnections = this.#limits.maxConnections;
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.on('close', () => this.#sockets.delete(socket));
@@ -188,6 +183,13 @@ export class ProxyServer {
     const path = slash < 0 ? '/' : pathname.slice(slash);
     const snapshot = runtime.snapshot;
     const upstream = snapshot?.upstreams.get(name);
+    const refusal = refuse(req);
+    if (refusal) {
+      req.resume();
+      sendOwnError(res, upstream?.dialect ?? openai, refusal.kind, refusal.message, requestId, { close: true, headers: refusal.headers });
+      if (upstream) upstream.countRequest('rejected');
+      return;
+    }
     if (!upstream) {
       req.resume();
       const known = snapshot ? [...snapshot.upstreams.keys()].join(', ') || 'none' : 'none (no config loaded yet)';
@@ -219,8 +221,12 @@ export class ProxyServer {
     let json: Record<string, unknown> | undefined;
     let retryable = replayable;
     if (replayable && method !== 'GET' && method !== 'HEAD') {
-      const read = await readBody(req, this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, this.#buffered);
+      const read = await readBody(req, this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, this.#buffered, this.#limits.bodyIdleMs, clock);
       if (read.kind === 'aborted') return done('cancelled');
+      if (read.kind === 'idle') {
+        sendOwnError(res, dialect, 'request_timeout', `the request body sent nothing for ${this.#limits.bodyIdleMs} ms`, requestId, { close: true });
+        return done('rejected');
+      }
       if (read.kind === 'busy') {
         log.warn({ upstream: config.name, requestId, bufferedBytes: this.#buffered.used, limit: this.#buffered.limit }, 'buffered request bodies are at their limit: request refused');
         sendOwnError(res, dialect, 'overloaded', `breakwater is holding ${this.#buffered.limit} bytes of request bodies already; send the request again shortly`, requestId, { retryAfterMs: 1000, close: true });
@@ -255,7 +261,7 @@ export class ProxyServer {
       method,
       path,
       search,
-      headers: forwardableHeaders(req),
+      headers: requestHeaders(req.headers),
       body,
       json,
       model,

@@ -63,6 +63,12 @@ describe('the breakwater process', () => {
     expect(r.stderr.trim()).toBe('breakwater: --drain: "soon" is not a duration (e.g. 10s)');
   });
 
+  it('rejects a --max-connections that is not a whole number >= 1', () => {
+    const r = spawnSync(BIN, ['proxy', '--config', 'x.yaml', '--max-connections', '0'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim()).toBe('breakwater: --max-connections: "0" is not a whole number >= 1');
+  });
+
   it('on SIGTERM stops accepting, lets an in-flight stream finish, then exits 0', async () => {
     fake = await startFake();
     const path = join(dir, 'good.yaml');

@@ -8,6 +8,7 @@ import { startProxy, type RunningProxy } from '../../src/app.ts';
 import { startFake, type FakeProvider } from '../../src/fake/server.ts';
 import { createLogger } from '../../src/telemetry/log.ts';
 import type { EndpointRuntime } from '../../src/proxy/endpoint.ts';
+import type { EdgeLimits } from '../../src/proxy/limits.ts';
 
 export const TEST_KEY_ENV = 'BREAKWATER_TEST_KEY';
 export const TEST_KEY = 'sk-test-0123456789';
@@ -73,6 +74,8 @@ export interface RigOptions {
   logLevel?: string;
   maxBodyBytes?: number;
   maxBufferedBytes?: number;
+  /** the proxy port's timeouts and connection cap */
+  limits?: Partial<EdgeLimits>;
   key?: string;
 }
 
@@ -91,6 +94,7 @@ export async function startRig(options: RigOptions): Promise<Rig> {
     log,
     maxBodyBytes: options.maxBodyBytes,
     maxBufferedBytes: options.maxBufferedBytes,
+    limits: options.limits,
   });
   return {
     fakes,

@@ -6,7 +6,7 @@ import { classifyHttpError, classifyJsonBody, classifyStreamError, classifyTrans
 import { anthropic } from '../../../src/proxy/dialects/anthropic.ts';
 import { DIALECTS } from '../../../src/proxy/dialects/index.ts';
 import { openai } from '../../../src/proxy/dialects/openai.ts';
-import type { Outcome } from '../../../src/proxy/outcome.ts';
+import { breakerVerdict, type Outcome } from '../../../src/proxy/outcome.ts';
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 const openaiError = (type: string | null, code: string | null, message = 'x') => ({ error: { message, type, param: null, code } });
@@ -108,6 +108,14 @@ describe('classifyTransport', () => {
     ['undefined', undefined, { kind: 'connect', code: 'unknown' }],
   ] as [string, unknown, Outcome][])('%s', (_label, error, expected) => {
     expect(classifyTransport(error, undefined)).toEqual(expected);
+  });
+
+  it('EMFILE, ENFILE, ENOMEM and ENOBUFS are internal (this process ran out), never charged to the provider', () => {
+    for (const code of ['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS']) {
+      const outcome = classifyTransport(Object.assign(new Error(`connect ${code}`), { code, syscall: 'connect' }), undefined);
+      expect(outcome, code).toEqual({ kind: 'internal', code });
+      expect(breakerVerdict(outcome, new Set(['throttled', 'server_error', 'timeout', 'connect', 'invalid_response'])), code).toBe('ignore');
+    }
   });
 
   it('decides by code, never by message', () => {
