@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { parseDuration } from './config/duration.ts';
+import { DEFAULT_EDGE_LIMITS } from './proxy/limits.ts';
 import type { EnvVar, SidecarValues } from './sidecar.ts';
 
 export type Command = 'proxy' | 'controller';
@@ -31,6 +32,8 @@ export const FLAGS = {
   readiness: { type: 'string', default: 'breakers', commands: ['proxy'], help: 'breakers | local' },
   'unready-after': { type: 'string', default: '10s', commands: ['proxy'], help: 'unready after every endpoint of a required upstream was unavailable this long' },
   drain: { type: 'string', default: '30s', commands: ['proxy'], help: 'on SIGTERM, let in-flight requests finish this long' },
+  'max-connections': { type: 'string', default: String(DEFAULT_EDGE_LIMITS.maxConnections), commands: ['proxy'], help: 'open connections from the app at most' },
+  'max-buffered-bytes': { type: 'string', default: String(256 * 1024 * 1024), commands: ['proxy'], help: 'request and response bytes held in memory at once, at most' },
   'log-level': { type: 'string', default: 'info', commands: BOTH, help: 'fatal | error | warn | info | debug | trace | silent' },
   'lease-namespace': { type: 'string', commands: ['controller'], help: 'namespace of the Lease (default: --pod-namespace)' },
   'lease-name': { type: 'string', default: 'breakwater-controller', commands: ['controller'], help: 'name of the Lease' },
@@ -42,7 +45,7 @@ export const FLAGS = {
   resync: { type: 'string', default: '5m', commands: ['controller'], help: 'recompute every status this often' },
   'pod-namespace': { type: 'string', commands: ['controller'], help: 'the controller\'s own namespace (default: the ServiceAccount\'s)' },
   'webhook-listen': { type: 'string', default: '0.0.0.0:8443', commands: ['controller'], help: 'HTTPS injection webhook (/inject), or off' },
-  'webhook-config-name': { type: 'string', default: 'breakwater-injector', commands: ['controller'], help: 'MutatingWebhookConfiguration whose caBundle the controller fills' },
+  'webhook-config-name': { type: 'string', default: 'breakwater-webhook', commands: ['controller'], help: 'MutatingWebhookConfiguration whose caBundle the controller fills' },
   'webhook-service': { type: 'string', default: 'breakwater-webhook', commands: ['controller'], help: 'Service in front of the webhook (its DNS names go in the certificate)' },
   'webhook-extra-san': { type: 'string', multiple: true, commands: ['controller'], help: 'more names or IPs for the serving certificate' },
   'webhook-cert-secret': { type: 'string', default: 'breakwater-webhook-tls', commands: ['controller'], help: 'kubernetes.io/tls Secret holding the webhook CA and serving certificate' },
@@ -120,6 +123,12 @@ export function durationFlag(value: string, flag: FlagName): number {
   } catch {
     throw new UsageError(`--${flag}: "${value}" is not a duration (e.g. 10s)`);
   }
+}
+
+export function countFlag(value: string, flag: FlagName): number {
+  const n = Number(value);
+  if (!/^[0-9]+$/.test(value) || n < 1) throw new UsageError(`--${flag}: "${value}" is not a whole number >= 1`);
+  return n;
 }
 
 /** In a pod, the namespace comes from the mounted ServiceAccount. */

@@ -1,7 +1,7 @@
 // Entrypoint: `breakwater proxy|controller|fake`. Flags have environment twins
 // (BREAKWATER_CONFIG, BREAKWATER_LISTEN, ...). A bad flag or an invalid config at start exits
 // non-zero with one line that names the problem.
-import { durationFlag, parseFlags, parseHostPort, serviceAccountNamespace, usage, UsageError } from './cli.ts';
+import { countFlag, durationFlag, parseFlags, parseHostPort, serviceAccountNamespace, usage, UsageError } from './cli.ts';
 import { startProxy, type SourceOptions } from './app.ts';
 import { ConfigError } from './config/compile.ts';
 import { SidecarValuesError } from './sidecar.ts';
@@ -17,11 +17,16 @@ async function proxy(argv: string[]): Promise<void> {
   const drainMs = durationFlag(flags.drain, 'drain');
   const unreadyAfterMs = durationFlag(flags['unready-after'], 'unready-after');
   const admin = parseHostPort(flags.admin, 'admin');
+  const maxBufferedBytes = Number(flags['max-buffered-bytes']);
+  if (!Number.isSafeInteger(maxBufferedBytes) || maxBufferedBytes < 1024 * 1024) {
+    throw new UsageError(`--max-buffered-bytes: "${flags['max-buffered-bytes']}" is not a byte count of at least 1048576`);
+  }
+  const maxConnections = countFlag(flags['max-connections'], 'max-connections');
 
   const source: SourceOptions = flags.kubernetes
     ? { kind: 'kubernetes', namespace: flags.namespace ?? serviceAccountNamespace() ?? 'default', kubeconfig: flags.kubeconfig ?? process.env.KUBECONFIG }
     : { kind: 'file', path: String(flags.config) };
-  const running = await startProxy({ source, listen, drainMs, log, admin, readiness, unreadyAfterMs });
+  const running = await startProxy({ source, listen, drainMs, log, admin, readiness, unreadyAfterMs, maxBufferedBytes, limits: { maxConnections } });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

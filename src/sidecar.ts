@@ -26,7 +26,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 export const SidecarValuesSchema = Type.Object(
   {
-    image: Type.String({ minLength: 1, maxLength: 512, default: 'breakwater:0.1.0' }),
+    image: Type.String({ minLength: 1, maxLength: 512, default: 'localhost/breakwater:0.1.0' }),
     imagePullPolicy: Type.Union([Type.Literal('Always'), Type.Literal('IfNotPresent'), Type.Literal('Never')], { default: 'IfNotPresent' }),
     resources: Type.Object(
       { requests: Type.Optional(ResourceList), limits: Type.Optional(ResourceList) },

@@ -6,6 +6,7 @@ import { validateDocument } from './validate.ts';
 import type { AuthSpec, ChargeableOutcome, EndpointSpec, UpstreamDocument } from './schema.ts';
 import type { AuthConfig, EndpointConfig, FallbackStep, RuntimeConfig, UpstreamConfig } from './runtime.ts';
 import { Secret } from './runtime.ts';
+import { redactUrlsIn } from './url.ts';
 
 /** "/v1/chat/completions/" -> "chat/completions": how retry.paths and request paths are compared. */
 export function normalizePath(path: string): string {
@@ -16,6 +17,10 @@ export function normalizePath(path: string): string {
 /** Why a document could not be applied. `reason` doubles as the Kubernetes condition reason. */
 export type ConfigErrorReason = 'Invalid' | 'SecretNotFound' | 'KeyNotFound' | 'Forbidden' | 'Unresolvable';
 
+/**
+ * A config that cannot be applied. Its message ends up in logs, Events, status conditions and
+ * /debug/state, so any URL in the detail is redacted here, whoever wrote the detail.
+ */
 export class ConfigError extends Error {
   readonly code = 'BREAKWATER_CONFIG_INVALID';
   readonly reason: ConfigErrorReason;
@@ -23,11 +28,12 @@ export class ConfigError extends Error {
   readonly path: string;
   readonly detail: string;
   constructor(document: string, path: string, detail: string, reason: ConfigErrorReason = 'Invalid') {
-    super(`${document}: ${path}: ${detail}`);
+    const safe = redactUrlsIn(detail);
+    super(`${document}: ${path}: ${safe}`);
     this.name = 'ConfigError';
     this.document = document;
     this.path = path;
-    this.detail = detail;
+    this.detail = safe;
     this.reason = reason;
   }
 }
@@ -96,6 +102,7 @@ export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, do
     breaker: {
       errorThresholdPercentage: b.errorThresholdPercentage ?? DEFAULTS.breaker.errorThresholdPercentage,
       volumeThreshold: b.volumeThreshold ?? DEFAULTS.breaker.volumeThreshold,
+      consecutiveFailures: b.consecutiveFailures ?? DEFAULTS.breaker.consecutiveFailures,
       rollingWindowMs: parseDuration(b.rollingWindow ?? DEFAULTS.breaker.rollingWindow),
       openDurationMs: parseDuration(b.openDuration ?? DEFAULTS.breaker.openDuration),
       halfOpenRamp: [...(b.halfOpenRamp ?? DEFAULTS.breaker.halfOpenRamp)],

@@ -58,6 +58,8 @@ export interface EndpointConfig {
 export interface BreakerConfig {
   errorThresholdPercentage: number;
   volumeThreshold: number;
+  /** open after this many failures in a row (0: only the window decides) */
+  consecutiveFailures: number;
   rollingWindowMs: number;
   openDurationMs: number;
   halfOpenRamp: readonly number[];

@@ -27,7 +27,9 @@ export type Behaviour =
   | 'malformed-json'
   | 'empty-choices'
   | 'error-in-200'
-  | 'comment-then-reset';
+  | 'comment-then-reset'
+  | 'error-after-start'
+  | 'error-mid-stream';
 
 export type FaultSpec =
   | { readonly kind: 'error'; readonly name: string; readonly status: number; readonly flavor: ErrorFlavor }
@@ -78,6 +80,8 @@ const BEHAVIOURS: readonly Behaviour[] = [
   'empty-choices',
   'error-in-200',
   'comment-then-reset',
+  'error-after-start',
+  'error-mid-stream',
 ];
 
 const FIXED = new Map<string, FaultSpec>([

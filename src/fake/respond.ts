@@ -84,6 +84,8 @@ function sendJsonFault(a: Answer, fault: FaultSpec): Promise<void> {
     case 'empty-choices':
       return sendJson(a, 200, endpoint.empty(ctx), 'whole');
     case 'error-in-200':
+    case 'error-after-start':
+    case 'error-mid-stream':
       return sendJson(a, 200, endpoint.dialect.error('server', 200, ctx).body, 'whole');
     default:
       return sendJson(a, 200, endpoint.json(ctx), 'whole');
@@ -178,6 +180,14 @@ async function sendStream(a: Answer, fault: FaultSpec): Promise<void> {
     return;
   }
   if (fault.kind === 'error-in-200') {
+    sink.write(s.error(ctx));
+    sink.end();
+    return;
+  }
+  if (fault.kind === 'error-after-start' || fault.kind === 'error-mid-stream') {
+    const p = s.plan(ctx);
+    for (const event of p.head) sink.write(event);
+    if (fault.kind === 'error-mid-stream') sink.write(p.content[0] ?? '');
     sink.write(s.error(ctx));
     sink.end();
     return;

@@ -61,6 +61,9 @@
  *                         SSE: one error event (OpenAI `data: {"error":…}`, Responses `event: error`,
  *                         Anthropic `event: error` overloaded_error) and no terminal event
  *   comment-then-reset    SSE comment `: ping` then TCP reset (JSON: like reset-after-headers)
+ *   error-after-start     SSE: the stream's opening events (Anthropic message_start...), then the
+ *                         dialect's error event (Anthropic overloaded_error) and a clean end (JSON: like error-in-200)
+ *   error-mid-stream      SSE: opening events and one content event, then the error event and a clean end
  * Errors carry `retry-after` / `retry-after-ms` when the header or rule gives them.
  *
  * CONTROL API (JSON, not counted as provider requests)

@@ -7,7 +7,7 @@ import type { UpstreamConfig } from '../config/runtime.ts';
 import type { ConfigSink } from '../config/sink.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { EndpointRuntime } from './endpoint.ts';
+import { EndpointRuntime, type DispatcherFactory } from './endpoint.ts';
 import { RetryBudget } from './retry.ts';
 import { UpstreamRuntime } from './upstream.ts';
 
@@ -22,6 +22,10 @@ export interface RuntimeDeps {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
+  /** builds each endpoint's connection pool (tests inject a scripted one) */
+  dispatcherFactory?: DispatcherFactory;
+  /** jitter and weighted choice; tests inject a seeded or zero one */
+  random?: () => number;
 }
 
 export class ProxyRuntime implements ConfigSink {

@@ -67,7 +67,7 @@ export class SseScanner {
     this.#data = undefined;
     if (data === undefined || event === 'ping') return; // comments and pings do not commit
     if (this.#dialect.isErrorEvent(event, data)) this.errorData ??= data;
-    else this.dataEvents++;
+    else if (this.#dialect.commitsStream(event)) this.dataEvents++;
     if (this.#dialect.isTerminalEvent(event, data)) this.sawTerminal = true;
     // OpenAI sends "usage":null in every chunk; only a real usage object is worth parsing
     if (data.includes('"usage":{')) this.#readUsage(data);

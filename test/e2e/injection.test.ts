@@ -16,7 +16,7 @@ import { applyJson, CONTROLLER_NAMESPACE, kubectlOk, setupCluster } from './supp
 import { waitUntil } from './support/wait.ts';
 
 const NS = 'shop';
-const CONFIG_NAME = 'breakwater-injector';
+const CONFIG_NAME = 'breakwater-webhook';
 const SECRET = 'breakwater-webhook-tls';
 const VALUES = {
   image: 'breakwater:e2e',

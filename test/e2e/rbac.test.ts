@@ -1,12 +1,13 @@
-// deploy/rbac on a real API server: what the sidecar's and the controller's identities may and
-// may not do, asked as those identities with `kubectl auth can-i` (issue 4, item 9).
+// The chart's RBAC (charts/breakwater through helm template) on a real API server: what the
+// sidecar's and the controller's identities may and may not do, asked as those identities with
+// `kubectl auth can-i` (issue 4, item 9).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTROL_PLANE_TIMEOUT_MS, startControlPlane, type ControlPlane, type Identity } from './harness.ts';
 import { applyJson, CONTROLLER_NAMESPACE, secret, setupCluster } from './support/cluster.ts';
 
 const NS = 'perms';
 
-describe('least-privilege RBAC from deploy/rbac', () => {
+describe('least-privilege RBAC from the chart', () => {
   let cp: ControlPlane;
 
   beforeAll(async () => {

@@ -102,7 +102,7 @@ describe('sidecar container', () => {
 function plainPodSnippet(): string {
   const spec = {
     spec: {
-      initContainers: [sidecarContainer(sidecarValues({ image: 'breakwater:0.1.0' }))],
+      initContainers: [sidecarContainer(sidecarValues({}))],
       containers: [{ name: 'app', image: 'my-app:1.0', env: [{ name: 'OPENAI_BASE_URL', value: 'http://127.0.0.1:7878/openai' }] }],
     },
   };
