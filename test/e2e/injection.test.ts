@@ -8,23 +8,25 @@ import { connect } from 'node:tls';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarContainer } from '../../src/cli.ts';
+import { parse } from 'yaml';
 import { sidecarValues } from '../../src/sidecar.ts';
 import { CONTROL_PLANE_TIMEOUT_MS, startControlPlane, type ControlPlane } from './harness.ts';
 import { freePort } from './harness/processes.ts';
 import { startController, type Controller } from './support/breakwater.ts';
+import { renderChart, RELEASE } from './support/chart.ts';
 import { applyJson, CONTROLLER_NAMESPACE, kubectlOk, setupCluster } from './support/cluster.ts';
 import { waitUntil } from './support/wait.ts';
 
 const NS = 'shop';
 const CONFIG_NAME = 'breakwater-webhook';
 const SECRET = 'breakwater-webhook-tls';
-const VALUES = {
-  image: 'breakwater:e2e',
-  imagePullPolicy: 'Never',
+/** the chart's `sidecar:` values for this test; the chart renders them into --injection-config */
+const SIDECAR = {
+  image: { repository: 'breakwater', tag: 'e2e', pullPolicy: 'Never' },
   resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
   unreadyAfter: '5s',
   env: [{ name: 'BREAKWATER_WATCH_STALE_AFTER', value: '30s' }],
-} as const;
+};
 
 interface PodView {
   metadata: { name: string; labels?: Record<string, string> };
@@ -89,6 +91,7 @@ describe('sidecar injection webhook', () => {
   let secondPort: number;
 
   let args: (port: number) => string[];
+  let injectionYaml: string;
   const secretData = async () => (JSON.parse(await kubectlOk(cp, ['get', 'secret', SECRET, '-n', CONTROLLER_NAMESPACE, '-o', 'json'])) as { metadata: { resourceVersion: string }; data: Record<string, string> });
   const servesSecretCert = async (p: number) => (await servedCertificate(p)).equals(new X509Certificate(Buffer.from((await secretData()).data['tls.crt']!, 'base64')).raw);
   const createPod = async (obj: object) => {
@@ -109,8 +112,13 @@ describe('sidecar injection webhook', () => {
     port = await freePort();
     // created before the controller, with an empty caBundle: the controller fills it
     await applyJson(cp, [webhookConfiguration(port)]);
-    const valuesFile = join(cp.dir, 'sidecar-values.yaml');
-    writeFileSync(valuesFile, JSON.stringify(VALUES));
+    // the injection config exactly as the chart renders it (the contract between the two)
+    const chart = await renderChart((a, o) => cp.helm(a, o), { sidecar: SIDECAR }, { namespace: CONTROLLER_NAMESPACE, kubeVersion: cp.version });
+    const configMap = chart.find((o) => o.kind === 'ConfigMap' && o.metadata.name === `${RELEASE}-injection`) as { data?: Record<string, string> } | undefined;
+    injectionYaml = configMap?.data?.['injection.yaml'] ?? '';
+    expect(injectionYaml, 'the chart renders an injection config').not.toBe('');
+    const valuesFile = join(cp.dir, 'injection.yaml');
+    writeFileSync(valuesFile, injectionYaml);
     args = (p: number) => ['--webhook-listen', `127.0.0.1:${p}`, '--webhook-extra-san', '127.0.0.1', '--webhook-recheck', '1s', '--shutdown-delay', '0s', '--injection-config', valuesFile];
     controller = await startController(cp, NS, { identity: 'replica-a', args: args(port), env: { BREAKWATER_LOG_LEVEL: 'debug' } });
   }, CONTROL_PLANE_TIMEOUT_MS);
@@ -138,13 +146,16 @@ describe('sidecar injection webhook', () => {
   it('injects a labelled pod with the native sidecar built from the values, and sets the annotated base URLs', async () => {
     await waitUntil('the caBundle to be filled', async () => (await caBundle()) !== '', 30_000);
     const { pod: created } = await createPod(pod('labelled', { env: 'OPENAI_BASE_URL=openai,ANTHROPIC_BASE_URL=claude' }));
-    const expected = sidecarContainer(sidecarValues(VALUES));
+    const expected = sidecarContainer(sidecarValues(parse(injectionYaml)));
     expect(created.spec.initContainers?.map((c) => c.name)).toEqual(['breakwater']);
     // the stored container is what sidecarContainer() renders (the API server adds defaults)
     expect(created.spec.initContainers?.[0]).toMatchObject(JSON.parse(JSON.stringify(expected)) as Record<string, unknown>);
     expect(created.spec.initContainers?.[0]).toMatchObject({
       restartPolicy: 'Always',
       image: 'breakwater:e2e',
+      imagePullPolicy: 'Never',
+      resources: SIDECAR.resources,
+      env: [{ name: 'BREAKWATER_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }, ...SIDECAR.env],
       args: expect.arrayContaining(['proxy', '--kubernetes']),
       securityContext: { runAsNonRoot: true, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } },
       startupProbe: { httpGet: { path: '/readyz', port: 7879 } },

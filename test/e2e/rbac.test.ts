@@ -79,7 +79,7 @@ describe('least-privilege RBAC from the chart', () => {
     ['read another Secret of its namespace', ['get', 'secrets/other', '-n', CONTROLLER_NAMESPACE], false],
     ['update another Secret of its namespace', ['update', 'secrets/other', '-n', CONTROLLER_NAMESPACE], false],
     ['create Secrets in an app namespace', ['create', 'secrets', '-n', NS], false],
-    ['patch its webhook configuration', ['patch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/breakwater-injector'], true],
+    ['patch its webhook configuration', ['patch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/breakwater-webhook'], true],
     ['patch another webhook configuration', ['patch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/other'], false],
     ['create webhook configurations', ['create', 'mutatingwebhookconfigurations.admissionregistration.k8s.io'], false],
   ] as const)('the controller: %s -> %s', async (_what, args, allowed) => {
