@@ -61,7 +61,7 @@ export async function startController(flags: Flags, log: Logger): Promise<Runnin
 
   let webhook: WebhookServer | undefined;
   if (webhookListen) {
-    webhook = new WebhookServer({ listen: webhookListen, sidecar: sidecarContainer(values), log, metrics });
+    webhook = new WebhookServer({ listen: webhookListen, sidecar: sidecarContainer(values), excludeNamespaces: ['kube-system', podNamespace], log, metrics });
     const common = { log, clock, metrics, target: webhook, recheckMs };
     const keeper = flags['webhook-cert-dir']
       ? new DirCertKeeper({ ...common, dir: flags['webhook-cert-dir'] })

@@ -20,6 +20,8 @@ export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 export interface WebhookOptions {
   listen: { host: string; port: number };
   sidecar: SidecarContainer;
+  /** never injected, whatever the webhook configuration sends (kube-system, our own namespace) */
+  excludeNamespaces: readonly string[];
   log: Logger;
   metrics: ControllerMetrics;
 }
@@ -41,7 +43,7 @@ interface AdmissionResponse {
 }
 
 /** Decodes a request body into the answer; never throws. */
-export function review(body: string, sidecar: SidecarContainer): { response: AdmissionResponse; result: 'injected' | 'skipped' | 'already_injected' | 'error'; detail?: string; pod?: string } {
+export function review(body: string, sidecar: SidecarContainer, excludeNamespaces: readonly string[] = []): { response: AdmissionResponse; result: 'injected' | 'skipped' | 'already_injected' | 'error'; detail?: string; pod?: string } {
   let request: AdmissionRequest | undefined;
   try {
     const parsed = JSON.parse(body) as { apiVersion?: unknown; kind?: unknown; request?: AdmissionRequest };
@@ -56,7 +58,9 @@ export function review(body: string, sidecar: SidecarContainer): { response: Adm
   const uid = request.uid as string;
   const pod = (request.object ?? {}) as PodLike;
   const podName = `${request.namespace ?? pod.metadata?.namespace ?? ''}/${pod.metadata?.name ?? `${pod.metadata?.generateName ?? ''}*`}`;
-  if (request.kind?.kind !== 'Pod' || request.operation !== 'CREATE' || typeof request.object !== 'object' || request.object === null) {
+  // the configuration's namespaceSelector should keep these away; this holds if it does not
+  const excluded = excludeNamespaces.includes(request.namespace ?? pod.metadata?.namespace ?? '');
+  if (excluded || request.kind?.kind !== 'Pod' || request.operation !== 'CREATE' || typeof request.object !== 'object' || request.object === null) {
     return { response: { uid, allowed: true }, result: 'skipped', pod: podName };
   }
   try {
@@ -154,7 +158,7 @@ export class WebhookServer implements Runnable {
     req.on('error', () => undefined);
     req.on('end', () => {
       if (refused) return;
-      const { response, result, detail, pod } = review(Buffer.concat(chunks).toString('utf8'), this.#o.sidecar);
+      const { response, result, detail, pod } = review(Buffer.concat(chunks).toString('utf8'), this.#o.sidecar, this.#o.excludeNamespaces);
       this.#o.metrics.injections.labels(result).inc();
       const fields = { pod, result, warnings: response.warnings?.length ?? 0, ...(detail ? { detail } : {}) };
       if (result === 'error') this.#o.log.warn(fields, 'webhook: admission request not handled; allowed without the sidecar');

@@ -42,7 +42,7 @@ const labelledPod = { metadata: { name: 'p', labels: { 'breakwater.dev/inject': 
 
 describe('webhook server', () => {
   const metrics = createControllerMetrics();
-  const server = new WebhookServer({ listen: { host: '127.0.0.1', port: 0 }, sidecar: sidecarContainer(sidecarValues({})), log: silentLogger, metrics });
+  const server = new WebhookServer({ listen: { host: '127.0.0.1', port: 0 }, sidecar: sidecarContainer(sidecarValues({})), excludeNamespaces: ['kube-system'], log: silentLogger, metrics });
   let ca: KeyPair;
   let serving: KeyPair;
   const count = async (result: string) => (await metrics.injections.get()).values.find((v) => v.labels.result === result)?.value ?? 0;

@@ -145,6 +145,13 @@ describe('admission review', () => {
     }
   });
 
+  it('never injects in an excluded namespace, even if the configuration sends it', () => {
+    const { response, result } = review(request(pod(), { namespace: 'kube-system' }), sidecar, ['kube-system', 'breakwater-system']);
+    expect(result).toBe('skipped');
+    expect(response).toEqual({ uid: 'u-1', allowed: true });
+    expect(review(request(pod()), sidecar, ['kube-system']).result).toBe('injected');
+  });
+
   it('skips anything but a Pod CREATE', () => {
     expect(review(request(pod(), { operation: 'UPDATE' }), sidecar).result).toBe('skipped');
   });
