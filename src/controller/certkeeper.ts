@@ -147,6 +147,10 @@ export class SecretCertKeeper extends Periodic {
       if (attempt >= 3) throw new Error(`the certificate Secret ${namespace}/${secretName} keeps changing under us`);
       log.info({ secret: `${namespace}/${secretName}`, renew: renewal.kind, reason: renewal.reason }, 'webhook certificate: issuing');
       const next = await renewed(current, renewal, names, now);
+      // a fresh bundle that still "needs renewal" would be rewritten on every recheck, by every
+      // replica: refuse to write it and say why
+      const fresh = renewalNeeded(next, names, now);
+      if (fresh.kind !== 'none') throw new Error(`a freshly issued certificate still needs renewal (${fresh.reason}); not writing it`);
       const body: SecretObject = {
         apiVersion: 'v1',
         kind: 'Secret',

@@ -103,10 +103,15 @@ export async function issueServing(ca: KeyPair, sans: readonly string[], now: nu
   return { cert: forge.pki.certificateToPem(cert), key: privatePem };
 }
 
+/** One spelling per name: DNS names in lower case, IPv6 addresses compressed (::1, not 0:0:…:1). */
+export function canonicalName(name: string): string {
+  return isIP(name) === 6 ? new URL(`http://[${name}]`).hostname.slice(1, -1) : name.toLowerCase();
+}
+
 /** The names a serving certificate for Service `service` in `namespace` must carry. */
 export function servingNames(service: string, namespace: string, extra: readonly string[]): string[] {
   const names = [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`, ...extra];
-  return [...new Set(names.map((n) => n.toLowerCase()))];
+  return [...new Set(names.map(canonicalName))];
 }
 
 const PEM_BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
@@ -126,7 +131,7 @@ export function namesOf(cert: X509Certificate): string[] {
   return (cert.subjectAltName ?? '')
     .split(', ')
     .filter((s) => s !== '')
-    .map((s) => s.replace(/^DNS:/, '').replace(/^IP Address:/, '').toLowerCase());
+    .map((s) => canonicalName(s.replace(/^DNS:/, '').replace(/^IP Address:/, '')));
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
@@ -159,7 +164,7 @@ export function renewalNeeded(bundle: CertBundle | undefined, names: readonly st
   if (!tls.checkIssued(ca) || !tls.verify(ca.publicKey)) return { kind: 'serving', reason: 'tls.crt is not signed by the CA' };
   if (Date.parse(tls.validTo) - now < RENEW_SERVING_BEFORE_MS) return { kind: 'serving', reason: `the serving certificate expires at ${tls.validTo}` };
   if (Date.parse(tls.validFrom) > now + BACKDATE_MS) return { kind: 'serving', reason: `the serving certificate is not valid before ${tls.validFrom}` };
-  if (!sameSet(namesOf(tls), names)) return { kind: 'serving', reason: `names changed (${namesOf(tls).join(', ')} → ${names.join(', ')})` };
+  if (!sameSet(namesOf(tls), names.map(canonicalName))) return { kind: 'serving', reason: `names changed (${namesOf(tls).join(', ')} → ${names.join(', ')})` };
   return { kind: 'none' };
 }
 

@@ -55,6 +55,14 @@ describe('webhook certificates', () => {
     expect(renewalNeeded(bundle, names, expiry - RENEW_SERVING_BEFORE_MS + 1)).toMatchObject({ kind: 'serving', reason: expect.stringMatching(/expires/) });
   });
 
+  it('reads IPv6 names back as they were asked for, so they never look changed', async () => {
+    const v6 = servingNames('svc', 'ns', ['::1', 'FE80::1']);
+    expect(v6.slice(-2)).toEqual(['::1', 'fe80::1']);
+    const withV6 = await renewed(undefined, { kind: 'all', reason: 'test' }, v6, T0);
+    expect(renewalNeeded(withV6, v6, T0)).toEqual({ kind: 'none' });
+    expect(renewalNeeded(withV6, servingNames('svc', 'ns', ['0:0:0:0:0:0:0:1', 'fe80::1']), T0)).toEqual({ kind: 'none' });
+  });
+
   it('renews the serving certificate when the names change', () => {
     expect(renewalNeeded(bundle, [...names, '10.0.0.7'], T0)).toMatchObject({ kind: 'serving', reason: expect.stringMatching(/names changed/) });
   });
