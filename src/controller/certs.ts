@@ -134,9 +134,10 @@ export function namesOf(cert: X509Certificate): string[] {
     .map((s) => canonicalName(s.replace(/^DNS:/, '').replace(/^IP Address:/, '')));
 }
 
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  const sa = new Set(a);
-  return sa.size === new Set(b).size && b.every((x) => sa.has(x));
+/** `wanted` names that `have` lacks */
+function missing(have: readonly string[], wanted: readonly string[]): string[] {
+  const set = new Set(have);
+  return wanted.filter((n) => !set.has(n));
 }
 
 /** What, if anything, must be made anew for these names at `now`. */
@@ -164,7 +165,10 @@ export function renewalNeeded(bundle: CertBundle | undefined, names: readonly st
   if (!tls.checkIssued(ca) || !tls.verify(ca.publicKey)) return { kind: 'serving', reason: 'tls.crt is not signed by the CA' };
   if (Date.parse(tls.validTo) - now < RENEW_SERVING_BEFORE_MS) return { kind: 'serving', reason: `the serving certificate expires at ${tls.validTo}` };
   if (Date.parse(tls.validFrom) > now + BACKDATE_MS) return { kind: 'serving', reason: `the serving certificate is not valid before ${tls.validFrom}` };
-  if (!sameSet(namesOf(tls), names.map(canonicalName))) return { kind: 'serving', reason: `names changed (${namesOf(tls).join(', ')} → ${names.join(', ')})` };
+  // a superset is fine: replicas of two releases during a rolling update (one wanting a name
+  // the other does not) must not reissue in turn; a reissue keeps the names already there
+  const lacking = missing(namesOf(tls), names.map(canonicalName));
+  if (lacking.length > 0) return { kind: 'serving', reason: `names missing: ${lacking.join(', ')}` };
   return { kind: 'none' };
 }
 
@@ -184,8 +188,18 @@ export async function renewed(bundle: CertBundle | undefined, renewal: Exclude<R
     ca = { cert: firstPem(bundle.caCert), key: bundle.caKey };
     caCert = bundle.caCert;
   }
-  const serving = await issueServing(ca, names, now);
+  // a new serving certificate keeps the names the old one had (see renewalNeeded)
+  const kept = renewal.kind === 'serving' && bundle ? servingNamesOf(bundle.tlsCert) : [];
+  const serving = await issueServing(ca, [...new Set([...names.map(canonicalName), ...kept])], now);
   return { caCert, caKey: ca.key, tlsCert: serving.cert, tlsKey: serving.key };
+}
+
+function servingNamesOf(pem: string): string[] {
+  try {
+    return namesOf(new X509Certificate(firstPem(pem)));
+  } catch {
+    return [];
+  }
 }
 
 function stillValid(pem: string, now: number): boolean {
