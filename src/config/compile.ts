@@ -4,7 +4,7 @@ import { DEFAULTS } from './defaults.ts';
 import { parseDuration } from './duration.ts';
 import { validateDocument } from './validate.ts';
 import type { AuthSpec, ChargeableOutcome, EndpointSpec, UpstreamDocument } from './schema.ts';
-import type { AuthConfig, EndpointConfig, FallbackStep, RuntimeConfig, UpstreamConfig } from './runtime.ts';
+import type { AuthConfig, BreakerConfig, EndpointConfig, FallbackStep, RuntimeConfig, UpstreamConfig } from './runtime.ts';
 import { Secret } from './runtime.ts';
 import { redactUrlsIn } from './url.ts';
 
@@ -79,6 +79,11 @@ function compileEndpoint(upstream: string, api: UpstreamConfig['api'], e: Endpoi
   };
 }
 
+/** every breaker field, in a stable form: the breaker's change-detection key */
+function breakerKey(b: Omit<BreakerConfig, 'key'>): string {
+  return JSON.stringify({ ...b, failOn: [...b.failOn].sort() });
+}
+
 export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, document = `LLMUpstream "${doc.metadata.name}"`): UpstreamConfig {
   const violations = validateDocument(doc);
   if (violations.length > 0) throw new ConfigError(document, violations[0]!.path, violations[0]!.message);
@@ -92,6 +97,15 @@ export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, do
     .sort((x, y) => x.priority - y.priority); // Array.prototype.sort is stable: spec order within a priority
   const fallbacks = new Map<string, readonly FallbackStep[]>();
   for (const f of spec.fallbacks ?? []) fallbacks.set(f.model, f.chain.map((c) => ({ model: c.model, maxTokens: c.maxTokens })));
+  const breaker = {
+    errorThresholdPercentage: b.errorThresholdPercentage ?? DEFAULTS.breaker.errorThresholdPercentage,
+    volumeThreshold: b.volumeThreshold ?? DEFAULTS.breaker.volumeThreshold,
+    consecutiveFailures: b.consecutiveFailures ?? DEFAULTS.breaker.consecutiveFailures,
+    rollingWindowMs: parseDuration(b.rollingWindow ?? DEFAULTS.breaker.rollingWindow),
+    openDurationMs: parseDuration(b.openDuration ?? DEFAULTS.breaker.openDuration),
+    halfOpenRamp: [...(b.halfOpenRamp ?? DEFAULTS.breaker.halfOpenRamp)],
+    failOn: new Set<ChargeableOutcome>(b.failOn ?? DEFAULTS.breaker.failOn),
+  };
   return {
     name: metadata.name,
     namespace: metadata.namespace,
@@ -99,15 +113,7 @@ export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, do
     api,
     required: spec.required ?? DEFAULTS.required,
     endpoints,
-    breaker: {
-      errorThresholdPercentage: b.errorThresholdPercentage ?? DEFAULTS.breaker.errorThresholdPercentage,
-      volumeThreshold: b.volumeThreshold ?? DEFAULTS.breaker.volumeThreshold,
-      consecutiveFailures: b.consecutiveFailures ?? DEFAULTS.breaker.consecutiveFailures,
-      rollingWindowMs: parseDuration(b.rollingWindow ?? DEFAULTS.breaker.rollingWindow),
-      openDurationMs: parseDuration(b.openDuration ?? DEFAULTS.breaker.openDuration),
-      halfOpenRamp: [...(b.halfOpenRamp ?? DEFAULTS.breaker.halfOpenRamp)],
-      failOn: new Set<ChargeableOutcome>(b.failOn ?? DEFAULTS.breaker.failOn),
-    },
+    breaker: { ...breaker, key: breakerKey(breaker) },
     retry: {
       maxAttempts: r.maxAttempts ?? DEFAULTS.retry.maxAttempts,
       backoff: {

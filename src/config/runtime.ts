@@ -64,6 +64,11 @@ export interface BreakerConfig {
   openDurationMs: number;
   halfOpenRamp: readonly number[];
   failOn: ReadonlySet<ChargeableOutcome>;
+  /**
+   * Computed at compile time from every field above: a reload that changes it builds a new
+   * breaker (seeded with the old state); an equal key keeps the breaker and its window.
+   */
+  key: string;
 }
 
 export interface RetryConfig {

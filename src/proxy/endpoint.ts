@@ -34,11 +34,6 @@ export const defaultDispatcher: DispatcherFactory = (endpoint, { connectMs }) =>
   return new Pool(endpoint.origin, { connect, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
 };
 
-/** config fields whose change needs a new breaker (a new window) */
-function breakerKey(b: BreakerConfig): string {
-  return JSON.stringify({ ...b, failOn: [...b.failOn].sort() });
-}
-
 export interface EndpointDeps {
   clock: Clock;
   log: Logger;
@@ -69,7 +64,7 @@ export class EndpointRuntime {
     this.#deps = deps;
     this.#connectMs = timeouts.connectMs;
     this.dispatcher = this.#newDispatcher();
-    this.#breakerKey = breakerKey(breaker);
+    this.#breakerKey = breaker.key;
     this.gate = new EndpointGate(breaker, deps.clock, (t) => this.#onTransition(t), deps.random);
     this.inflightGauge = deps.metrics.inflight.labels(upstream, config.name);
     this.ttfb = deps.metrics.ttfb.labels(upstream, config.name);
@@ -90,9 +85,9 @@ export class EndpointRuntime {
     const keyChanged = !(config.auth?.value.equals(this.config.auth?.value) ?? this.config.auth === undefined);
     this.config = config;
     if (keyChanged) this.gate.keyRotated();
-    const key = breakerKey(breaker);
-    if (key !== this.#breakerKey) {
-      this.#breakerKey = key;
+    // the key is computed at compile time from every breaker field: no hand-kept field list
+    if (breaker.key !== this.#breakerKey) {
+      this.#breakerKey = breaker.key;
       this.gate.reconfigure(breaker);
     }
     if (timeouts.connectMs !== this.#connectMs) {

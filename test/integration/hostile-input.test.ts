@@ -2,7 +2,7 @@
 // contained: the buffered request bytes of all requests together have a limit, and a key
 // that may not use one path does not take the endpoint out of rotation.
 import { afterEach, describe, expect, it } from 'vitest';
-import { chatBody, post, primaryAndSecondary, startRig, type Rig } from '../support/rig.ts';
+import { chatBody, post, primaryAndSecondary, startRig, waitFor, type Rig } from '../support/rig.ts';
 
 let rig: Rig | undefined;
 afterEach(async () => {
@@ -19,11 +19,11 @@ describe('defect 3(c): buffered request bodies have a process-wide budget', () =
       upstreams: ([a]) => [{ name: 'openai', endpoints: [{ name: 'only', url: `${a!.url}/v1` }] }],
     });
     // the provider takes its time, so the first two bodies are still held when the third arrives
-    rig.fakes[0]!.setFault({ fault: 'none', delayMs: 500 });
+    rig.fakes[0]!.setFault({ fault: 'none', delayMs: 3_000 });
     const big = chatBody('gpt-4.1', { padding: 'x'.repeat(2 * mib) });
     const first = post(`${rig.base}/openai/chat/completions`, big);
     const second = post(`${rig.base}/openai/chat/completions`, big);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => rig!.fakes[0]!.stats().requests === 2, 'both bodies forwarded');
     const third = await post(`${rig.base}/openai/chat/completions`, big);
     expect(third.status).toBe(503);
     expect(third.headers.get('x-breakwater-error')).toBe('overloaded');

@@ -162,6 +162,22 @@ describe('defect 18: an Anthropic stream that fails right after message_start is
   });
 });
 
+describe('defect 20: a long non-streaming generation is not cut and billed again', () => {
+  it('a non-streaming answer that takes longer than firstByte (but within timeouts.response) arrives after one attempt', async () => {
+    rig = await startRig({
+      fakes: 2,
+      upstreams: ([a, b]) => [{ name: 'openai', endpoints: primaryAndSecondary(a!, b!), timeouts: { firstByte: '300ms', response: '10s' } }],
+    });
+    // the provider sends its headers only when the whole answer is ready, as a reasoning model does
+    rig.fakes[0]!.setFault({ fault: 'none', delayMs: 1_000 });
+    const { response } = await openaiClient(rig).chat.completions.create({ model: 'o3', messages: [{ role: 'user', content: 'think' }] }).withResponse();
+    expect(response.headers.get('x-breakwater-endpoint')).toBe('primary');
+    expect(response.headers.get('x-breakwater-attempts')).toBe('1');
+    expect(rig.fakes[0]!.stats().requests).toBe(1);
+    expect(rig.fakes[1]!.stats().requests).toBe(0);
+  });
+});
+
 describe('defect 21: refusals say what happened, once', () => {
   it('with x-breakwater-fallback: off, a held model is refused 429 model_held with the hold\'s Retry-After, not 503 breaker_open', async () => {
     rig = await startRig({

@@ -28,6 +28,7 @@ describe('compileUpstream defaults', () => {
       openDurationMs: parseDuration(DEFAULTS.breaker.openDuration),
       halfOpenRamp: [...DEFAULTS.breaker.halfOpenRamp],
       failOn: new Set(DEFAULTS.breaker.failOn),
+      key: expect.any(String),
     });
     expect(u.retry).toEqual({
       maxAttempts: DEFAULTS.retry.maxAttempts,
@@ -102,7 +103,7 @@ describe('compileUpstream with every field set', () => {
 
   it('takes every value from the spec, durations in ms', () => {
     expect(u).toMatchObject({ name: 'chat', api: 'anthropic', required: true });
-    expect(u.breaker).toEqual({ errorThresholdPercentage: 25, volumeThreshold: 4, consecutiveFailures: 3, rollingWindowMs: 90_000, openDurationMs: 45_000, halfOpenRamp: [2, 4], failOn: new Set(['server_error', 'timeout']) });
+    expect(u.breaker).toEqual({ errorThresholdPercentage: 25, volumeThreshold: 4, consecutiveFailures: 3, rollingWindowMs: 90_000, openDurationMs: 45_000, halfOpenRamp: [2, 4], failOn: new Set(['server_error', 'timeout']), key: expect.any(String) });
     expect(u.retry).toEqual({
       maxAttempts: 5,
       backoff: { initialMs: 100, maxMs: 2000, jitter: 'none' },
@@ -255,5 +256,26 @@ describe('compileConfig', () => {
 
   it('accepts an empty set (a file with no upstreams)', () => {
     expect(compileConfig([], noAuth, 'file:x', 1).upstreams.size).toBe(0);
+  });
+});
+
+describe('the breaker key (computed at compile time)', () => {
+  it('changes with every breaker field and with nothing else', () => {
+    const key = (spec: Record<string, unknown>) => compileUpstream(withSpec(spec), noAuth).breaker.key;
+    const base = key({});
+    expect(key({})).toBe(base);
+    expect(key({ retry: { maxAttempts: 2 } })).toBe(base);
+    for (const breaker of [
+      { errorThresholdPercentage: 20 },
+      { volumeThreshold: 3 },
+      { consecutiveFailures: 9 },
+      { rollingWindow: '1m' },
+      { openDuration: '5s' },
+      { halfOpenRamp: [2] },
+      { failOn: ['timeout'] },
+    ]) {
+      expect(key({ breaker }), JSON.stringify(breaker)).not.toBe(base);
+    }
+    expect(key({ breaker: { failOn: ['timeout', 'connect'] } })).toBe(key({ breaker: { failOn: ['connect', 'timeout'] } }));
   });
 });

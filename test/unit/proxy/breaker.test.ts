@@ -13,6 +13,7 @@ function config(patch: Partial<BreakerConfig> = {}): BreakerConfig {
     errorThresholdPercentage: 50,
     volumeThreshold: 10,
     consecutiveFailures: 0, // these tests pin the window's rate; consecutive failures are tested on their own
+    key: 'test',
     rollingWindowMs: 30_000,
     openDurationMs: OPEN_MS,
     halfOpenRamp: [1, 5, 10],
