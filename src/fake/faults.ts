@@ -27,7 +27,11 @@ export type Behaviour =
   | 'malformed-json'
   | 'empty-choices'
   | 'error-in-200'
-  | 'comment-then-reset';
+  | 'comment-then-reset'
+  | 'endless-event'
+  | 'endless-comments'
+  | 'bare-cr'
+  | 'gzip-bomb';
 
 export type FaultSpec =
   | { readonly kind: 'error'; readonly name: string; readonly status: number; readonly flavor: ErrorFlavor }
@@ -78,6 +82,10 @@ const BEHAVIOURS: readonly Behaviour[] = [
   'empty-choices',
   'error-in-200',
   'comment-then-reset',
+  'endless-event',
+  'endless-comments',
+  'bare-cr',
+  'gzip-bomb',
 ];
 
 const FIXED = new Map<string, FaultSpec>([
