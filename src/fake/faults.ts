@@ -29,6 +29,7 @@ export type Behaviour =
   | 'error-in-200'
   | 'comment-then-reset'
   | 'endless-event'
+  | 'endless-event-mid-stream'
   | 'endless-comments'
   | 'bare-cr'
   | 'gzip-bomb';
@@ -83,6 +84,7 @@ const BEHAVIOURS: readonly Behaviour[] = [
   'error-in-200',
   'comment-then-reset',
   'endless-event',
+  'endless-event-mid-stream',
   'endless-comments',
   'bare-cr',
   'gzip-bomb',

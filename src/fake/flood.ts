@@ -5,7 +5,7 @@ import type { ServerResponse } from 'node:http';
 import { gzipSync } from 'node:zlib';
 import type { Answer } from './respond.ts';
 
-export type FloodKind = 'endless-event' | 'endless-comments' | 'gzip-bomb';
+export type FloodKind = 'endless-event' | 'endless-event-mid-stream' | 'endless-comments' | 'gzip-bomb';
 
 const CHUNK = 64 * 1024;
 /** a safety stop: nothing legitimate reads this far */
@@ -14,7 +14,7 @@ const BOMB_MEMBERS = 1024;
 const BOMB_MEMBER_BYTES = 1024 * 1024;
 
 const filler = (unit: string): Buffer => Buffer.from(unit.repeat(Math.ceil(CHUNK / unit.length)));
-const BODIES: Record<Exclude<FloodKind, 'gzip-bomb'>, { sse: [string, Buffer]; json: [string, Buffer] }> = {
+const BODIES: Record<'endless-event' | 'endless-comments', { sse: [string, Buffer]; json: [string, Buffer] }> = {
   'endless-event': { sse: ['data: {"id":"endless","pad":"', filler('a')], json: ['{"id":"endless","pad":"', filler('a')] },
   'endless-comments': { sse: ['', filler(': keep-alive\n\n')], json: ['', filler(' ')] },
 };
@@ -58,7 +58,12 @@ export async function flood(a: Answer, kind: FloodKind, sse: boolean): Promise<v
     return;
   }
   res.writeHead(200, headers);
-  const [prefix, chunk] = BODIES[kind][sse ? 'sse' : 'json'];
+  const [prefix, chunk] = BODIES[kind === 'endless-comments' ? kind : 'endless-event'][sse ? 'sse' : 'json'];
+  if (kind === 'endless-event-mid-stream' && sse) {
+    // a real start (the SDK sees content), then the event that never ends
+    const plan = a.endpoint.stream!.plan(a.ctx);
+    res.write(plan.head.join('') + (plan.content[0] ?? ''));
+  }
   res.write(prefix);
   for (let sent = 0; sent < MAX_BYTES && !live.closed; sent += chunk.length) {
     if (!res.write(chunk)) await room(res);

@@ -63,6 +63,7 @@ export async function answer(a: Answer, stream: boolean): Promise<void> {
       return sendJson(a, e.status, e.body, 'whole');
     }
     case 'endless-event':
+    case 'endless-event-mid-stream':
     case 'endless-comments':
     case 'gzip-bomb':
       return flood(a, fault.kind, stream);

@@ -63,6 +63,8 @@
  *   comment-then-reset    SSE comment `: ping` then TCP reset (JSON: like reset-after-headers)
  *   endless-event         SSE: one `data:` line that never ends; JSON: a body that never ends. Sent as
  *                         fast as the client reads (up to 4 GiB), until the client closes
+ *   endless-event-mid-stream  SSE: the stream's first events, then an event that never ends (JSON: like
+ *                         endless-event)
  *   endless-comments      SSE: `: keep-alive` comment events and never a data event; JSON: endless
  *                         whitespace. As fast as the client reads, until it closes
  *   bare-cr               the normal stream with bare `\r` line endings (JSON: normal answer)

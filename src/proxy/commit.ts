@@ -10,8 +10,8 @@ import type { AttemptResult, LiveAttempt, ResponseBody } from './forward.ts';
 import type { LoopDeps, ProxyRequest } from './attempt.ts';
 import { describeOutcome, type Outcome } from './outcome.ts';
 import { responseHeaders } from './rescue.ts';
-import { writeWithBackpressure } from './stream.ts';
-import { classifyBodyError } from './classify.ts';
+import { writeWithBackpressure, type SseOverflow } from './stream.ts';
+import { classifyBodyError, classifySseOverflow } from './classify.ts';
 
 export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected';
 
@@ -98,19 +98,27 @@ function brokenOutcome(error: unknown, live: LiveAttempt): Outcome {
 }
 
 async function relaySse(req: ProxyRequest, res: ServerResponse, body: Extract<ResponseBody, { kind: 'sse' }>, live: LiveAttempt): Promise<Outcome> {
-  const { scanner, rest, decoder } = body;
+  const { scanner, rest } = body;
   const idleMs = req.timeouts.idleMs;
   let outcome: Outcome;
+  let overflow: SseOverflow | undefined;
   try {
     await send(res, body.first, live, idleMs);
     for (;;) {
       const next = await rest.next();
       if (next.done) break;
       live.touch();
-      const text = scanner.push(decoder.decode(next.value, { stream: true }));
-      if (text !== '') await send(res, text, live, idleMs);
+      const events = scanner.push(next.value);
+      if (!Buffer.isBuffer(events)) {
+        overflow = events;
+        rest.return?.().catch(() => undefined); // stop reading: closes the provider's stream
+        break;
+      }
+      if (events.length > 0) await send(res, events, live, idleMs);
     }
-    outcome = !scanner.sawTerminal
+    outcome = overflow
+      ? classifySseOverflow(overflow)
+      : !scanner.sawTerminal
       ? { kind: 'invalid_response', reason: 'stream ended without its terminal event' }
       : scanner.errorData === undefined
         ? { kind: 'ok' }

@@ -2,12 +2,11 @@
 // headers, and read far enough to know the answer is real (a whole JSON body, or a stream's
 // first data event). Nothing is written to the app here, so any failure can still fail over.
 import type { IncomingHttpHeaders } from 'node:http';
-import { TextDecoder } from 'node:util';
 import { pipeline, type Readable } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Clock } from '../clock.ts';
 import type { TimeoutsConfig } from '../config/runtime.ts';
-import { classifyBodyError, classifyHttpError, classifyJsonBody, classifyTransport, type AbortCause } from './classify.ts';
+import { classifyBodyError, classifyHttpError, classifyJsonBody, classifySseOverflow, classifyTransport, type AbortCause } from './classify.ts';
 import type { DialectRules, PathKind, Usage } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { Outcome } from './outcome.ts';
@@ -35,7 +34,7 @@ export interface AttemptRequest {
 
 export type ResponseBody =
   | { kind: 'buffered'; bytes: Buffer; usage?: Usage | undefined }
-  | { kind: 'sse'; first: string; scanner: SseScanner; rest: AsyncIterator<Buffer>; decoder: TextDecoder }
+  | { kind: 'sse'; first: Buffer; scanner: SseScanner; rest: AsyncIterator<Buffer> }
   | { kind: 'raw'; stream: Readable };
 
 export type AttemptResult =
@@ -97,21 +96,12 @@ function decoderFor(encoding: string | string[] | undefined): 'gzip' | 'deflate'
   return undefined;
 }
 
-/** bounded: a small compressed body must not expand past the limit (a zip bomb) */
-function decodeWhole(bytes: Buffer, coding: ReturnType<typeof decoderFor>, limit: number): Buffer {
-  const options = { maxOutputLength: limit };
-  switch (coding) {
-    case 'gzip':
-      return gunzipSync(bytes, options);
-    case 'deflate':
-      return inflateSync(bytes, options);
-    case 'br':
-      return brotliDecompressSync(bytes, options);
-    case undefined:
-      return bytes;
-  }
-}
-
+/**
+ * Decoded as it is read, so what a caller holds is bounded by what it reads (readAll's limit, the
+ * SSE scanner's): zlib inflates a chunk in pieces of 16 KiB and only as they are taken, so a
+ * small compressed body that expands without end (a bomb) is cut at that limit, and inflating it
+ * never blocks the event loop for longer than one piece.
+ */
 function decodingStream(body: Readable, coding: ReturnType<typeof decoderFor>): Readable {
   if (coding === undefined) return body;
   const decoder = coding === 'gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : createBrotliDecompress();
@@ -179,7 +169,7 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
   try {
     if (status >= 400) {
       live.arm('response', timeouts.responseMs);
-      const bytes = decodeWhole(await readAll(response.body, MAX_ERROR_BODY_BYTES), coding, MAX_ERROR_BODY_BYTES);
+      const bytes = await readAll(decodingStream(response.body, coding), MAX_ERROR_BODY_BYTES);
       live.dispose();
       let parsed: unknown;
       try {
@@ -197,16 +187,21 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
       // hold the status and headers until the first data event (still under the firstByte timer):
       // a 200 that dies first can fail over
       const scanner = new SseScanner(req.dialect);
-      const decoder = new TextDecoder();
       const rest = decodingStream(response.body, coding)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      let first = '';
+      const first: Buffer[] = [];
       while (scanner.dataEvents === 0 && scanner.errorData === undefined) {
         const next = await rest.next();
         if (next.done) {
           live.dispose();
           return { kind: 'failed', outcome: { kind: 'invalid_response', reason: 'stream ended before its first event' }, response: undefined };
         }
-        first += scanner.push(decoder.decode(next.value, { stream: true }));
+        const events = scanner.push(next.value);
+        if (!Buffer.isBuffer(events)) {
+          live.dispose();
+          response.body.destroy();
+          return { kind: 'failed', outcome: classifySseOverflow(events), response: undefined };
+        }
+        first.push(events);
       }
       if (scanner.dataEvents === 0) {
         live.dispose();
@@ -214,12 +209,12 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
         return { kind: 'failed', outcome: { kind: 'server_error', status: 502, retryAfterMs: undefined }, response: undefined };
       }
       live.arm('idle', timeouts.idleMs);
-      return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'sse', first, scanner, rest, decoder }, live };
+      return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'sse', first: first.length === 1 ? first[0]! : Buffer.concat(first), scanner, rest }, live };
     }
 
     if (isJson(contentType) || contentType === undefined) {
       live.arm('response', timeouts.responseMs);
-      const bytes = decodeWhole(await readAll(response.body, MAX_RESPONSE_BYTES), coding, MAX_RESPONSE_BYTES);
+      const bytes = await readAll(decodingStream(response.body, coding), MAX_RESPONSE_BYTES);
       live.dispose();
       if (!isJson(contentType)) return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'buffered', bytes }, live };
       const { outcome, body } = classifyJsonBody(req.dialect, bytes.toString('utf8'), req.validate, req.pathKind);

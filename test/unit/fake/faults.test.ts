@@ -245,6 +245,16 @@ describe('floods: bodies that never end or inflate without end', () => {
     await waitFor(() => fake.stats().inflight === 0);
   });
 
+  it('endless-event-mid-stream: the first content event, then a data line still going after 4 MiB', async () => {
+    const r = await firstBytes(chat, chatBody({ stream: true }), fault('endless-event-mid-stream'), 4 << 20);
+    const text = r.bytes.toString();
+    const cut = text.lastIndexOf('\n\n') + 2;
+    expect(parseSse(text.slice(0, cut)).some((f) => f.data.includes('"content"'))).toBe(true);
+    expect(r.bytes.length - cut).toBeGreaterThan(4 << 19);
+    expect(text.slice(cut, cut + 6)).toBe('data: ');
+    await waitFor(() => fake.stats().inflight === 0);
+  });
+
   it('endless-comments: comment events only, still going after 2 MiB', async () => {
     const r = await firstBytes(chat, chatBody({ stream: true }), fault('endless-comments'), 2 << 20);
     expect(r.bytes.length).toBeGreaterThanOrEqual(2 << 20);
