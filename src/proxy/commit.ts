@@ -1,6 +1,7 @@
 // After the commit point: write the answer to the app. A JSON body goes out whole; a stream
 // is relayed event by event, and if it breaks (cut, stalled past timeouts.idle, no terminal
-// event) the app gets an explicit SSE error event and the breaker is charged. The attempt's
+// event, an event over its limit) the app gets an explicit SSE error event and the breaker is
+// charged. The attempt's
 // outcome is recorded here, once, when the response completes.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AuthConfig } from '../config/runtime.ts';
@@ -119,10 +120,10 @@ async function relaySse(req: ProxyRequest, res: ServerResponse, body: Extract<Re
     outcome = overflow
       ? classifySseOverflow(overflow)
       : !scanner.sawTerminal
-      ? { kind: 'invalid_response', reason: 'stream ended without its terminal event' }
-      : scanner.errorData === undefined
-        ? { kind: 'ok' }
-        : { kind: 'server_error', status: 200, retryAfterMs: undefined };
+        ? { kind: 'invalid_response', reason: 'stream ended without its terminal event' }
+        : scanner.errorData === undefined
+          ? { kind: 'ok' }
+          : { kind: 'server_error', status: 200, retryAfterMs: undefined };
   } catch (error) {
     outcome = brokenOutcome(error, live);
   }

@@ -201,7 +201,7 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
           response.body.destroy();
           return { kind: 'failed', outcome: classifySseOverflow(events), response: undefined };
         }
-        first.push(events);
+        if (events.length > 0) first.push(events);
       }
       if (scanner.dataEvents === 0) {
         live.dispose();
