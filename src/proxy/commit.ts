@@ -1,8 +1,7 @@
 // After the commit point: write the answer to the app. A JSON body goes out whole; a stream
 // is relayed event by event, and if it breaks (cut, stalled past timeouts.idle, no terminal
 // event, an event over its limit) the app gets an explicit SSE error event and the breaker is
-// charged. The attempt's
-// outcome is recorded here, once, when the response completes.
+// charged. The attempt's outcome is recorded here, once, when the response completes.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { AuthConfig } from '../config/runtime.ts';
 import type { Ticket } from './breaker.ts';
