@@ -2,8 +2,8 @@
 // headers, and read far enough to know the answer is real (a whole JSON body, or a stream's
 // first data event). Nothing is written to the app here, so any failure can still fail over.
 import type { IncomingHttpHeaders } from 'node:http';
-import { pipeline, type Readable } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { pipeline, Readable } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
 import type { Clock } from '../clock.ts';
 import type { TimeoutsConfig } from '../config/runtime.ts';
 import { classifyBodyError, classifyHttpError, classifyJsonBody, classifySseOverflow, classifyTransport, type AbortCause } from './classify.ts';
@@ -96,11 +96,30 @@ function decoderFor(encoding: string | string[] | undefined): 'gzip' | 'deflate'
   return undefined;
 }
 
+/** inflated in one synchronous call up to this size (the usual small body: cheapest) */
+const SYNC_DECODE_BYTES = 1024 * 1024;
+const SYNC_DECODERS = { gzip: gunzipSync, deflate: inflateSync, br: brotliDecompressSync };
+
 /**
- * Decoded as it is read, so what a caller holds is bounded by what it reads (readAll's limit, the
- * SSE scanner's): zlib inflates a chunk in pieces of 16 KiB and only as they are taken, so a
- * small compressed body that expands without end (a bomb) is cut at that limit, and inflating it
- * never blocks the event loop for longer than one piece.
+ * Bounded: a small compressed body must not expand past the limit (a zip bomb), nor block the
+ * event loop while it expands: past SYNC_DECODE_BYTES it is inflated again as a stream, in 16 KiB
+ * pieces between turns of the event loop (inflating 64 MiB in one call blocked it ~200 ms).
+ */
+async function decodeWhole(bytes: Buffer, coding: ReturnType<typeof decoderFor>, limit: number): Promise<Buffer> {
+  if (coding === undefined) return bytes;
+  const syncLimit = Math.min(limit, SYNC_DECODE_BYTES);
+  try {
+    return SYNC_DECODERS[coding](bytes, { maxOutputLength: syncLimit });
+  } catch (error) {
+    if (syncLimit === limit || (error as { code?: unknown }).code !== 'ERR_BUFFER_TOO_LARGE') throw error;
+  }
+  return readAll(decodingStream(Readable.from([bytes]), coding), limit);
+}
+
+/**
+ * Decoded as it is read, so what a caller holds is bounded by what it reads (the SSE scanner's
+ * limits): zlib inflates a chunk in pieces of 16 KiB and only as they are taken, so a small
+ * compressed body that expands without end (a bomb) is cut at that limit.
  */
 function decodingStream(body: Readable, coding: ReturnType<typeof decoderFor>): Readable {
   if (coding === undefined) return body;
@@ -169,7 +188,7 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
   try {
     if (status >= 400) {
       live.arm('response', timeouts.responseMs);
-      const bytes = await readAll(decodingStream(response.body, coding), MAX_ERROR_BODY_BYTES);
+      const bytes = await decodeWhole(await readAll(response.body, MAX_ERROR_BODY_BYTES), coding, MAX_ERROR_BODY_BYTES);
       live.dispose();
       let parsed: unknown;
       try {
@@ -214,7 +233,7 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
 
     if (isJson(contentType) || contentType === undefined) {
       live.arm('response', timeouts.responseMs);
-      const bytes = await readAll(decodingStream(response.body, coding), MAX_RESPONSE_BYTES);
+      const bytes = await decodeWhole(await readAll(response.body, MAX_RESPONSE_BYTES), coding, MAX_RESPONSE_BYTES);
       live.dispose();
       if (!isJson(contentType)) return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'buffered', bytes }, live };
       const { outcome, body } = classifyJsonBody(req.dialect, bytes.toString('utf8'), req.validate, req.pathKind);
