@@ -208,7 +208,7 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
       const scanner = new SseScanner(req.dialect);
       const rest = decodingStream(response.body, coding)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
       const first: Buffer[] = [];
-      while (scanner.dataEvents === 0 && scanner.errorData === undefined) {
+      while (!scanner.committed) {
         const next = await rest.next();
         if (next.done) {
           live.dispose();

@@ -77,7 +77,10 @@ export class SseScanner {
     this.#limits = limits;
   }
 
-  /** the commit point has passed: a data event or an error event was seen */
+  /**
+   * The commit point has passed: a data event or an error event was seen. forward.ts reads
+   * until this is true, and the pre-commit limit counts until then: one definition for both.
+   */
   get committed(): boolean {
     return this.dataEvents > 0 || this.errorData !== undefined;
   }
