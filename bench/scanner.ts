@@ -1,7 +1,7 @@
-// A micro-benchmark of the SSE scanner alone (src/proxy/stream.ts): CPU per relayed event for a
-// 50-event OpenAI chat stream, one event per chunk (as tokens arrive) and the whole stream in
-// one chunk (a fast replay), plus a CRLF Anthropic stream. For before/after comparisons of the
-// scanner; `make bench` measures the whole proxy.
+// A micro-benchmark of the SSE scanner alone (src/proxy/stream.ts): CPU time per relayed event
+// for a 50-event OpenAI chat stream, one event per chunk (as tokens arrive) and the whole stream
+// in one chunk (a fast replay), and Anthropic's event/data lines with \n and with \r\n. For
+// before/after comparisons of the scanner; `make bench` measures the whole proxy.
 //
 //   node_modules/.bin/node bench/scanner.ts [--rounds 7] [--reps 20000]
 import { parseArgs } from 'node:util';
@@ -23,9 +23,12 @@ const message = (i: number): string =>
 const openaiEvents = [...Array.from({ length: EVENTS }, (_, i) => chat(i)), 'data: [DONE]\n\n'].map((e) => Buffer.from(e));
 const anthropicEvents = [...Array.from({ length: EVENTS }, (_, i) => message(i)), 'event: message_stop\r\ndata: {"type":"message_stop"}\r\n\r\n'].map((e) => Buffer.from(e));
 
+const lf = (events: Buffer[]): Buffer[] => events.map((e) => Buffer.from(e.toString().replaceAll('\r\n', '\n')));
+
 const WORKLOADS: [string, DialectRules, Buffer[]][] = [
   ['openai, one event per chunk', openai, openaiEvents],
   ['openai, whole stream in one chunk', openai, [Buffer.concat(openaiEvents)]],
+  ['anthropic (LF, as the API sends), one event per chunk', anthropic, lf(anthropicEvents)],
   ['anthropic (CRLF), one event per chunk', anthropic, anthropicEvents],
 ];
 
