@@ -29,7 +29,12 @@ export type Behaviour =
   | 'error-in-200'
   | 'comment-then-reset'
   | 'error-after-start'
-  | 'error-mid-stream';
+  | 'error-mid-stream'
+  | 'endless-event'
+  | 'endless-event-mid-stream'
+  | 'endless-comments'
+  | 'bare-cr'
+  | 'gzip-bomb';
 
 export type FaultSpec =
   | { readonly kind: 'error'; readonly name: string; readonly status: number; readonly flavor: ErrorFlavor }
@@ -82,6 +87,11 @@ const BEHAVIOURS: readonly Behaviour[] = [
   'comment-then-reset',
   'error-after-start',
   'error-mid-stream',
+  'endless-event',
+  'endless-event-mid-stream',
+  'endless-comments',
+  'bare-cr',
+  'gzip-bomb',
 ];
 
 const FIXED = new Map<string, FaultSpec>([

@@ -8,6 +8,7 @@ import type { RequestPlan } from './plan.ts';
 import { drained, kill } from './io.ts';
 import type { Lockstep } from './lockstep.ts';
 import { openSink } from './sse.ts';
+import { flood } from './flood.ts';
 
 /** Per-request liveness: set when the response closes; `wake` interrupts a pause. */
 export interface Live {
@@ -61,6 +62,11 @@ export async function answer(a: Answer, stream: boolean): Promise<void> {
       const e = a.endpoint.dialect.error(fault.flavor, fault.status, a.ctx);
       return sendJson(a, e.status, e.body, 'whole');
     }
+    case 'endless-event':
+    case 'endless-event-mid-stream':
+    case 'endless-comments':
+    case 'gzip-bomb':
+      return flood(a, fault.kind, stream);
   }
   return stream ? sendStream(a, fault) : sendJsonFault(a, fault);
 }
@@ -211,6 +217,11 @@ async function sendStream(a: Answer, fault: FaultSpec): Promise<void> {
     case 'malformed-json':
       head = [malformedFrame(content[0] ?? head[0]), ...head];
       break;
+    case 'bare-cr': {
+      const cr = (frames: string[]): string[] => frames.map((f) => f.replace(/\r?\n/g, '\r'));
+      [head, content, rest] = [cr(head), cr(content), cr(rest)];
+      break;
+    }
   }
   await runStream(a, sink, head, content, rest, end);
 }

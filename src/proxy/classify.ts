@@ -2,6 +2,7 @@
 // breaker, metrics, logs) reads the Outcome this returns.
 import type { DialectRules, PathKind } from './dialects/types.ts';
 import type { Outcome } from './outcome.ts';
+import type { SseOverflow } from './stream.ts';
 import { retryAfterMs } from './retry.ts';
 
 /** Why Breakwater itself aborted an attempt. */
@@ -107,4 +108,10 @@ export function classifyJsonBody(
   }
   const reason = dialect.invalidBody(body, checks, path);
   return { outcome: reason === undefined ? { kind: 'ok' } : { kind: 'invalid_response', reason }, body };
+}
+
+/** A stream past one of the SSE scanner's limits (stream.ts): it cannot be relayed whole. */
+export function classifySseOverflow(overflow: SseOverflow): Outcome {
+  const size = overflow.bytes % 1048576 === 0 ? `${overflow.bytes / 1048576} MiB` : `${overflow.bytes} bytes`;
+  return { kind: 'invalid_response', reason: overflow.limit === 'event' ? `SSE event over ${size}` : `over ${size} of SSE before the first event` };
 }

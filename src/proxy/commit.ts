@@ -1,15 +1,15 @@
 // After the commit point: write the answer to the app. A JSON body goes out whole; a stream
 // is relayed event by event, and if it breaks (cut, stalled past timeouts.idle, no terminal
-// event) the app gets an explicit SSE error event (unless the provider's own error event
-// already told it) and the breaker is charged. The attempt is settled here, once, when the
-// response completes.
+// event, an event over its limit) the app gets an explicit SSE error event (unless the
+// provider's own error event already told it) and the breaker is charged. The attempt is
+// settled here, once, when the response completes.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Answer, LoopDeps, ProxyRequest } from './attempt.ts';
-import { classifyBodyError, classifyStreamError } from './classify.ts';
+import { classifyBodyError, classifySseOverflow, classifyStreamError } from './classify.ts';
 import type { Attempt, ResponseBody } from './forward.ts';
 import { describeOutcome, type Outcome } from './outcome.ts';
 import { responseHeaders } from './headers.ts';
-import { writeWithBackpressure } from './stream.ts';
+import { writeWithBackpressure, type SseOverflow } from './stream.ts';
 
 export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected';
 
@@ -88,20 +88,27 @@ function brokenOutcome(error: unknown, live: Attempt): Outcome {
 }
 
 async function relaySse(req: ProxyRequest, res: ServerResponse, body: Extract<ResponseBody, { kind: 'sse' }>, live: Attempt): Promise<Outcome> {
-  const { scanner, rest, decoder } = body;
+  const { scanner, rest } = body;
   const idleMs = req.timeouts.idleMs;
   let outcome: Outcome;
+  let overflow: SseOverflow | undefined;
   try {
     await send(res, body.first, live, idleMs);
     for (;;) {
       const next = await rest.next();
       if (next.done) break;
       live.touch();
-      const text = scanner.push(decoder.decode(next.value, { stream: true }));
-      if (text !== '') await send(res, text, live, idleMs);
+      const events = scanner.push(next.value);
+      if (!Buffer.isBuffer(events)) {
+        overflow = events;
+        rest.return?.().catch(() => undefined); // stop reading: closes the provider's stream
+        break;
+      }
+      if (events.length > 0) await send(res, events, live, idleMs);
     }
-    outcome =
-      scanner.errorData !== undefined
+    outcome = overflow
+      ? classifySseOverflow(overflow)
+      : scanner.errorData !== undefined
         ? classifyStreamError(req.dialect, scanner.errorData, req.pathKind)
         : !scanner.sawTerminal
           ? { kind: 'invalid_response', reason: 'stream ended without its terminal event' }

@@ -3,13 +3,12 @@
 // first content event). Nothing is written to the app here, so any failure can still fail
 // over. The Attempt handle owns the attempt's bookkeeping from admission to settle().
 import type { IncomingHttpHeaders } from 'node:http';
-import { TextDecoder } from 'node:util';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
 import type { Clock } from '../clock.ts';
 import type { AuthConfig, TimeoutsConfig } from '../config/runtime.ts';
 import type { Ticket } from './breaker.ts';
-import { classifyBodyError, classifyHttpError, classifyJsonBody, classifyStreamError, classifyTransport, type AbortCause } from './classify.ts';
+import { classifyBodyError, classifyHttpError, classifyJsonBody, classifySseOverflow, classifyStreamError, classifyTransport, type AbortCause } from './classify.ts';
 import type { DialectRules, PathKind, Usage } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { Outcome } from './outcome.ts';
@@ -39,7 +38,7 @@ export interface AttemptRequest {
 
 export type ResponseBody =
   | { kind: 'buffered'; bytes: Buffer; usage?: Usage | undefined }
-  | { kind: 'sse'; first: string; scanner: SseScanner; rest: AsyncIterator<Buffer>; decoder: TextDecoder }
+  | { kind: 'sse'; first: Buffer; scanner: SseScanner; rest: AsyncIterator<Buffer> }
   | { kind: 'raw'; stream: Readable };
 
 export type AttemptResult =
@@ -141,21 +140,31 @@ function decoderFor(encoding: string | string[] | undefined): 'gzip' | 'deflate'
   return undefined;
 }
 
-/** bounded: a small compressed body must not expand past the limit (a zip bomb) */
-function decodeWhole(bytes: Buffer, coding: ReturnType<typeof decoderFor>, limit: number): Buffer {
-  const options = { maxOutputLength: limit };
-  switch (coding) {
-    case 'gzip':
-      return gunzipSync(bytes, options);
-    case 'deflate':
-      return inflateSync(bytes, options);
-    case 'br':
-      return brotliDecompressSync(bytes, options);
-    case undefined:
-      return bytes;
+/** inflated in one synchronous call up to this size (the usual small body: cheapest) */
+const SYNC_DECODE_BYTES = 1024 * 1024;
+const SYNC_DECODERS = { gzip: gunzipSync, deflate: inflateSync, br: brotliDecompressSync };
+
+/**
+ * Bounded: a small compressed body must not expand past the limit (a zip bomb), nor block the
+ * event loop while it expands: past SYNC_DECODE_BYTES it is inflated again as a stream, in 16 KiB
+ * pieces between turns of the event loop (inflating 64 MiB in one call blocked it ~200 ms).
+ */
+async function decodeWhole(bytes: Buffer, coding: ReturnType<typeof decoderFor>, limit: number): Promise<Buffer> {
+  if (coding === undefined) return bytes;
+  const syncLimit = Math.min(limit, SYNC_DECODE_BYTES);
+  try {
+    return SYNC_DECODERS[coding](bytes, { maxOutputLength: syncLimit });
+  } catch (error) {
+    if (syncLimit === limit || (error as { code?: unknown }).code !== 'ERR_BUFFER_TOO_LARGE') throw error;
   }
+  return readAll(decodingStream(Readable.from([bytes]), coding), limit);
 }
 
+/**
+ * Decoded as it is read, so what a caller holds is bounded by what it reads (the SSE scanner's
+ * limits): zlib inflates a chunk in pieces of 16 KiB and only as they are taken, so a small
+ * compressed body that expands without end (a bomb) is cut at that limit.
+ */
 function decodingStream(body: Readable, coding: ReturnType<typeof decoderFor>): Readable {
   if (coding === undefined) return body;
   const decoder = coding === 'gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : createBrotliDecompress();
@@ -231,7 +240,7 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
   try {
     if (status >= 400) {
       live.arm('response', timeouts.responseMs);
-      const bytes = decodeWhole(await readAll(response.body, MAX_ERROR_BODY_BYTES), coding, MAX_ERROR_BODY_BYTES);
+      const bytes = await decodeWhole(await readAll(response.body, MAX_ERROR_BODY_BYTES), coding, MAX_ERROR_BODY_BYTES);
       live.disarm();
       let parsed: unknown;
       try {
@@ -249,15 +258,19 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
       // hold the status and headers until the first data event (still under the firstByte timer):
       // a 200 that dies first can fail over
       const scanner = new SseScanner(req.dialect);
-      const decoder = new TextDecoder();
       const rest = decodingStream(response.body, coding)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      let first = '';
-      while (scanner.dataEvents === 0 && scanner.errorData === undefined) {
+      const first: Buffer[] = [];
+      while (!scanner.committed) {
         const next = await rest.next();
         if (next.done) {
           return { kind: 'failed', outcome: { kind: 'invalid_response', reason: 'stream ended before its first event' }, response: undefined };
         }
-        first += scanner.push(decoder.decode(next.value, { stream: true }));
+        const events = scanner.push(next.value);
+        if (!Buffer.isBuffer(events)) {
+          response.body.destroy();
+          return { kind: 'failed', outcome: classifySseOverflow(events), response: undefined };
+        }
+        if (events.length > 0) first.push(events);
       }
       if (scanner.dataEvents === 0) {
         // the provider reported an error before any content: classified like its HTTP twin
@@ -265,12 +278,12 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
         return { kind: 'failed', outcome: classifyStreamError(req.dialect, scanner.errorData, req.pathKind), response: undefined };
       }
       live.arm('idle', timeouts.idleMs);
-      return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'sse', first, scanner, rest, decoder } };
+      return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'sse', first: first.length === 1 ? first[0]! : Buffer.concat(first), scanner, rest } };
     }
 
     if (isJson(contentType) || contentType === undefined) {
       live.arm('response', timeouts.responseMs);
-      const bytes = decodeWhole(await readAll(response.body, MAX_RESPONSE_BYTES), coding, MAX_RESPONSE_BYTES);
+      const bytes = await decodeWhole(await readAll(response.body, MAX_RESPONSE_BYTES), coding, MAX_RESPONSE_BYTES);
       live.disarm();
       if (!isJson(contentType)) return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'buffered', bytes } };
       const { outcome, body } = classifyJsonBody(req.dialect, bytes.toString('utf8'), req.validate, req.pathKind);
