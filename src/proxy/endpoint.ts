@@ -1,12 +1,13 @@
 // One provider endpoint at run time: its connection pool, its gate (breaker and holds) and its
 // counters. Survives config swaps while its identity (upstream, name, url) is unchanged.
-import { EnvHttpProxyAgent, Pool, type Dispatcher } from 'undici';
+import { EnvHttpProxyAgent, Pool as UndiciPool } from 'undici';
 import type { Clock } from '../clock.ts';
 import type { AuthConfig, BreakerConfig, EndpointConfig, TimeoutsConfig } from '../config/runtime.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { Breaker, BreakerState, Ticket, Transition } from './breaker.ts';
 import { ACCOUNT_HOLD_MS, EndpointGate } from './gate.ts';
+import type { DispatcherFactory, Pool, PoolLease, PoolStore } from './pools.ts';
 import type { Outcome, OutcomeKind } from './outcome.ts';
 
 export { ACCOUNT_HOLD_MS };
@@ -23,22 +24,25 @@ function proxyConfigured(): boolean {
   return Boolean(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy);
 }
 
-/** Builds the connection pool of an endpoint; tests inject a scripted one. */
-export type DispatcherFactory = (endpoint: EndpointConfig, options: { connectMs: number }) => Pick<Dispatcher, 'request' | 'close'>;
+/** through HTTP(S)_PROXY, or direct (always direct for plain-http local endpoints) */
+export function egressRoute(endpoint: EndpointConfig): 'proxy' | 'direct' {
+  return proxyConfigured() && !isLocalPlainHttp(new URL(endpoint.url)) ? 'proxy' : 'direct';
+}
 
 export const defaultDispatcher: DispatcherFactory = (endpoint, { connectMs }) => {
   const connect = { timeout: connectMs };
   // Egress honours HTTPS_PROXY/NO_PROXY (but never for plain-http local endpoints); without a
-  // proxy, one keep-alive pool per endpoint origin.
-  if (proxyConfigured() && !isLocalPlainHttp(new URL(endpoint.url))) return new EnvHttpProxyAgent({ connect, keepAliveTimeout: 30_000 });
-  return new Pool(endpoint.origin, { connect, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+  // proxy, one keep-alive pool per origin (shared through the PoolStore).
+  if (egressRoute(endpoint) === 'proxy') return new EnvHttpProxyAgent({ connect, keepAliveTimeout: 30_000 });
+  return new UndiciPool(endpoint.origin, { connect, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
 };
 
 export interface EndpointDeps {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
-  dispatcherFactory?: DispatcherFactory;
+  /** where endpoints lease their connection pool (one per origin) */
+  pools: PoolStore;
   random?: () => number;
 }
 
@@ -46,7 +50,7 @@ export class EndpointRuntime {
   readonly upstream: string;
   config: EndpointConfig;
   readonly gate: EndpointGate;
-  dispatcher: Pick<Dispatcher, 'request' | 'close'>;
+  #pool: PoolLease;
   inflight = 0;
   /** removed by a config swap: requests still running on an older snapshot must skip it */
   retired = false;
@@ -63,7 +67,7 @@ export class EndpointRuntime {
     this.config = config;
     this.#deps = deps;
     this.#connectMs = timeouts.connectMs;
-    this.dispatcher = this.#newDispatcher();
+    this.#pool = deps.pools.acquire(config, this.#connectMs);
     this.#breakerKey = breaker.key;
     this.gate = new EndpointGate(breaker, deps.clock, (t) => this.#onTransition(t), deps.random);
     this.inflightGauge = deps.metrics.inflight.labels(upstream, config.name);
@@ -74,6 +78,10 @@ export class EndpointRuntime {
 
   get name(): string {
     return this.config.name;
+  }
+
+  get dispatcher(): Pool {
+    return this.#pool.dispatcher;
   }
 
   get breaker(): Breaker {
@@ -91,10 +99,10 @@ export class EndpointRuntime {
       this.gate.reconfigure(breaker);
     }
     if (timeouts.connectMs !== this.#connectMs) {
-      const old = this.dispatcher;
+      const old = this.#pool;
       this.#connectMs = timeouts.connectMs;
-      this.dispatcher = this.#newDispatcher();
-      old.close().catch(() => undefined);
+      this.#pool = this.#deps.pools.acquire(config, this.#connectMs);
+      old.release().catch(() => undefined);
     }
   }
 
@@ -153,7 +161,7 @@ export class EndpointRuntime {
   async drain(keepSeries = false): Promise<void> {
     this.retired = true;
     try {
-      await this.dispatcher.close();
+      await this.#pool.release();
     } finally {
       this.gate.dispose();
       if (!keepSeries) for (const state of ['closed', 'open', 'halfOpen']) this.#deps.metrics.breakerState.remove(this.upstream, this.name, state);
@@ -184,7 +192,4 @@ export class EndpointRuntime {
     }
   }
 
-  #newDispatcher(): Pick<Dispatcher, 'request' | 'close'> {
-    return (this.#deps.dispatcherFactory ?? defaultDispatcher)(this.config, { connectMs: this.#connectMs });
-  }
 }

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { systemClock } from '../../src/clock.ts';
 import { compileUpstream } from '../../src/config/compile.ts';
-import { Secret, type EndpointConfig } from '../../src/config/runtime.ts';
+import { Secret } from '../../src/config/runtime.ts';
 import type { UpstreamDocument } from '../../src/config/schema.ts';
 import { runAttempts, type Answer, type GiveUp, type ProxyRequest } from '../../src/proxy/attempt.ts';
 import { deadlineFor } from '../../src/proxy/retry.ts';
@@ -51,25 +51,35 @@ export const fail = (status: number, headers: Record<string, string> = {}, body 
   headers: { 'content-type': 'application/json', ...headers },
 });
 
-/** A dispatcher that answers by script; counts calls and concurrency per endpoint. */
-class ScriptedDispatcher {
-  calls = 0;
-  inflight = 0;
-  peak = 0;
-  readonly #name: string;
-  readonly #script: Script;
+/** Calls and concurrency seen by one endpoint. */
+export interface EndpointCalls {
+  calls: number;
+  inflight: number;
+  peak: number;
+}
 
-  constructor(name: string, script: Script) {
-    this.#name = name;
+/**
+ * A dispatcher that answers by script. Endpoints on one origin share one pool (as in
+ * production), so the endpoint is read from the request path's first segment (`/e0/...`).
+ */
+class ScriptedDispatcher {
+  readonly #script: Script;
+  readonly #seen: Map<string, EndpointCalls>;
+
+  constructor(script: Script, seen: Map<string, EndpointCalls>) {
     this.#script = script;
+    this.#seen = seen;
   }
 
   request(options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
-    const step = this.#script(this.#name, this.calls++);
-    this.inflight++;
-    this.peak = Math.max(this.peak, this.inflight);
-    const done = () => this.inflight--;
-    return this.#play(step, options.signal as AbortSignal | undefined).finally(done);
+    const name = options.path.split('/')[1] ?? '';
+    let seen = this.#seen.get(name);
+    if (!seen) this.#seen.set(name, (seen = { calls: 0, inflight: 0, peak: 0 }));
+    const step = this.#script(name, seen.calls++);
+    seen.inflight++;
+    seen.peak = Math.max(seen.peak, seen.inflight);
+    const counted = seen;
+    return this.#play(step, options.signal as AbortSignal | undefined).finally(() => counted.inflight--);
   }
 
   async #play(step: Scripted, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
@@ -102,7 +112,10 @@ class ScriptedDispatcher {
 export interface LoopRig {
   runtime: ProxyRuntime;
   upstream: UpstreamRuntime;
-  dispatchers: Map<string, ScriptedDispatcher>;
+  /** per endpoint name, what its (shared) pool was asked */
+  dispatchers: Map<string, EndpointCalls>;
+  /** how many pools the runtime opened */
+  pools(): number;
   /** runs one request through the loop; `appSignal` to play the app going away */
   /** `json` replaces the parsed body as it is (its getters run only when the loop reads it) */
   run(options?: { model?: string; headers?: Record<string, string>; appSignal?: AbortSignal; json?: Record<string, unknown> }): Promise<Answer | GiveUp>;
@@ -116,17 +129,14 @@ const noAuth = () => new Secret('sk-test');
 /** The loop against scripted endpoints; call vi.useFakeTimers() first. */
 export function loopRig(doc: UpstreamDocument, script: Script, random: () => number = () => 0): LoopRig {
   const metrics = createMetrics();
-  const dispatchers = new Map<string, ScriptedDispatcher>();
+  const dispatchers = new Map<string, EndpointCalls>();
+  for (const e of doc.spec.endpoints) dispatchers.set(e.name, { calls: 0, inflight: 0, peak: 0 });
   const runtime = new ProxyRuntime({
     clock: systemClock,
     log: silentLogger,
     metrics,
     random,
-    dispatcherFactory: (e: EndpointConfig) => {
-      const d = new ScriptedDispatcher(e.name, script);
-      dispatchers.set(e.name, d);
-      return d;
-    },
+    dispatcherFactory: () => new ScriptedDispatcher(script, dispatchers),
   });
   runtime.apply([compileUpstream(doc, noAuth)], 'test');
   const u = runtime.snapshot!.upstreams.get(doc.metadata.name)!;
@@ -134,6 +144,7 @@ export function loopRig(doc: UpstreamDocument, script: Script, random: () => num
     runtime,
     upstream: u,
     dispatchers,
+    pools: () => runtime.pools,
     endpoint: (name) => u.endpoints.find((e) => e.name === name)!,
     async attemptCounts() {
       const { values } = await metrics.attempts.get();
