@@ -3,18 +3,8 @@
 // then throw where the API server said yes.
 import { describe, expect, it } from 'vitest';
 import { celString, ENDPOINT_URL_PATTERN, redactUrl, redactUrlsIn } from '../../../src/config/url.ts';
+import { seeded as seededRandom } from '../../support/random.ts';
 
-/** mulberry32: deterministic uniform numbers in [0, 1) */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const grammar = new RegExp(ENDPOINT_URL_PATTERN);
 
