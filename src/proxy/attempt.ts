@@ -9,7 +9,6 @@
 // the breaker and maxAttempts bound failovers). Between passes Breakwater sleeps (backoff with
 // jitter, or until a provider's short wait ends), never past the deadline and never longer than
 // retry.backoff.max: a longer wait goes back to the app at once with its Retry-After.
-import type { Readable } from 'node:stream';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
@@ -124,7 +123,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
         let result: AttemptResult;
         try {
           const cap = attempts < maxAttempts && otherTargetLeft(upstream, targets, tried, now) ? Math.max(0, (req.deadline - now) * FAILOVER_SHARE) : Infinity;
-          result = await forward(attempt, req, bodyFor(req, endpoint, target) as Buffer | Readable | undefined, clock, cap);
+          result = await forward(attempt, req, bodyFor(req, endpoint, target), clock, cap);
         } catch (err) {
           // a bug or a rewrite that threw: this attempt is Breakwater's failure, recorded once
           log.error({ err, upstream: upstream.config.name, endpoint: endpoint.name, requestId: req.requestId }, 'attempt failed inside breakwater');

@@ -173,7 +173,7 @@ export class ProxyServer {
   }
 
   async #route(req: IncomingMessage, res: ServerResponse, requestId: string, started: number): Promise<void> {
-    const { runtime, log, metrics, clock } = this.#options;
+    const { runtime, log, clock } = this.#options;
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
