@@ -1,8 +1,11 @@
 // Generates crds/llmupstreams.breakwater.dev.yaml from src/config/schema.ts (structure and
 // bounds) and src/config/rules.ts (each named rule's CEL, placed at its `at` location).
 //
-//   node hack/gen-crd.ts           # writes the file
-//   node hack/gen-crd.ts --check   # exits 1 when the committed file is stale
+//   node hack/gen-crd.ts           # writes the file, and the same bytes into the chart
+//   node hack/gen-crd.ts --check   # exits 1 when either committed copy is stale
+//
+// The chart (charts/breakwater/crds/) carries a byte-identical copy: Helm installs CRDs only
+// from a chart's own crds/ directory, and a symlink would not survive `helm package`.
 //
 // TypeBox emits JSON Schema; a CRD wants a *structural* OpenAPI v3 schema. The conversion:
 //   - Type.Record (patternProperties)        -> additionalProperties: <value schema>
@@ -17,7 +20,9 @@ import { stringify } from 'yaml';
 import { API_GROUP, API_VERSION, KIND, MetadataSchema, PLURAL, SpecSchema, StatusSchema } from '../src/config/schema.ts';
 import { RULES, type CrossFieldRule } from '../src/config/rules.ts';
 
-export const CRD_PATH = join(dirname(fileURLToPath(import.meta.url)), '..', 'crds', `${PLURAL}.${API_GROUP}.yaml`);
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const CRD_PATH = join(REPO, 'crds', `${PLURAL}.${API_GROUP}.yaml`);
+export const CHART_CRD_PATH = join(REPO, 'charts', 'breakwater', 'crds', `${PLURAL}.${API_GROUP}.yaml`);
 
 export const SHORT_NAME = 'llmu';
 
@@ -170,20 +175,26 @@ export function renderCrd(rules: readonly CrossFieldRule[] = RULES): string {
 function main(argv: string[]): void {
   const text = renderCrd();
   if (argv.includes('--check')) {
-    let committed = '';
-    try {
-      committed = readFileSync(CRD_PATH, 'utf8');
-    } catch {
-      // missing counts as stale
+    let stale = false;
+    for (const path of [CRD_PATH, CHART_CRD_PATH]) {
+      let committed = '';
+      try {
+        committed = readFileSync(path, 'utf8');
+      } catch {
+        // missing counts as stale
+      }
+      if (committed !== text) {
+        console.error(`${path} is stale: run \`make crd\` and commit the result`);
+        stale = true;
+      }
     }
-    if (committed !== text) {
-      console.error(`${CRD_PATH} is stale: run \`make crd\` and commit the result`);
-      process.exit(1);
-    }
+    if (stale) process.exit(1);
     return;
   }
-  writeFileSync(CRD_PATH, text);
-  console.log(`wrote ${CRD_PATH}`);
+  for (const path of [CRD_PATH, CHART_CRD_PATH]) {
+    writeFileSync(path, text);
+    console.log(`wrote ${path}`);
+  }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) main(process.argv.slice(2));

@@ -3,9 +3,9 @@
 # layout by hand (gzip layers, config, manifest, index) and packs it as an OCI archive that
 # `ctr images import`, `podman load`, `skopeo` and `kind load image-archive` read.
 #
-#   hack/image.sh breakwater   # build/breakwater.oci.tar          localhost/breakwater:dev
-#   hack/image.sh testapp      # build/breakwater-testapp.oci.tar  localhost/breakwater-testapp:dev
-#   hack/image.sh pause        # build/pause.oci.tar               localhost/pause:dev
+#   hack/image.sh breakwater   # build/breakwater.oci.tar          localhost/breakwater:<version>
+#   hack/image.sh testapp      # build/breakwater-testapp.oci.tar  localhost/breakwater-testapp:<version>
+#   hack/image.sh pause        # build/pause.oci.tar               localhost/pause:<version>
 #   hack/image.sh all          # the three (the real-node tests use them)
 #
 # The image holds what the Dockerfile's image holds, at the same paths: /app/package.json,
@@ -29,7 +29,9 @@ ROOT="$(pwd)"
 
 CACHE="${BREAKWATER_CACHE:-${HOME:?set HOME or BREAKWATER_CACHE}/.cache/breakwater}/image"
 OUT="${BREAKWATER_IMAGE_OUT:-${ROOT}/build}"
-TAG="${BREAKWATER_IMAGE_TAG:-dev}"
+# The tag is package.json's version: the chart's default image is localhost/breakwater:<appVersion>.
+TAG="${BREAKWATER_IMAGE_TAG:-$(sed -n 's/^  "version": "\(.*\)",$/\1/p' package.json | head -n1)}"
+[[ -n "${TAG}" ]] || { printf '[image] error: no version in package.json\n' >&2; exit 1; }
 NODE_BIN="${ROOT}/node_modules/.bin/node"
 EPOCH="1970-01-01T00:00:00Z"
 USER_ID=65532

@@ -33,6 +33,8 @@ API_PORT=6443
 SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 DAEMONS=(kube-proxy kubelet kube-scheduler kube-controller-manager containerd kube-apiserver etcd)
 IMAGES=(pause breakwater breakwater-testapp)
+# Tagged as hack/image.sh tags them: package.json's version.
+TAG="${BREAKWATER_IMAGE_TAG:-$(sed -n 's/^  "version": "\(.*\)",$/\1/p' package.json | head -n1)}"
 # Paths outside DIR that the components create whatever they are told (the kubelet's device
 # plugin socket dir, libcni's result cache, containerd 1.6's shim sockets, the kubelet's log
 # links): removed at teardown when this run created them.
@@ -335,7 +337,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.internal.v1.opt"]
   path = "${DIR}/c/opt"
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "localhost/pause:dev"
+  sandbox_image = "localhost/pause:${TAG}"
   # Root here lacks CAP_SYS_RESOURCE: without this every sandbox fails (oom_score_adj -998).
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
@@ -440,7 +442,7 @@ EOF
   "serviceCIDR": "${SVC_CIDR}",
   "containerdSocket": "${DIR}/containerd.sock",
   "logs": "${DIR}/logs",
-  "images": { "breakwater": "localhost/breakwater:dev", "testapp": "localhost/breakwater-testapp:dev", "pause": "localhost/pause:dev" }
+  "images": { "breakwater": "localhost/breakwater:${TAG}", "testapp": "localhost/breakwater-testapp:${TAG}", "pause": "localhost/pause:${TAG}" }
 }
 EOF
 }

@@ -9,6 +9,7 @@ import type { Logger } from './telemetry/log.ts';
 import { createMetrics, disableMetricUpdates, type Metrics } from './telemetry/metrics.ts';
 import { ProxyRuntime } from './proxy/runtime.ts';
 import { ProxyServer } from './proxy/server.ts';
+import type { EdgeLimits } from './proxy/limits.ts';
 
 /** Where LLMUpstreams come from. */
 export type SourceOptions =
@@ -20,8 +21,8 @@ export type SourceOptions =
 /** What app.ts needs of a running source. */
 export interface RunningSource {
   close(): void;
-  /** re-read now (SIGHUP); a no-op for watches */
-  reload(): void;
+  /** re-read now (SIGHUP); resolves once applied or rejected; a no-op for watches */
+  reload(): Promise<void>;
 }
 
 export interface ProxyOptions {
@@ -32,6 +33,10 @@ export interface ProxyOptions {
   clock?: Clock;
   metrics?: Metrics;
   maxBodyBytes?: number;
+  /** all buffered request bodies together; past it, 503 with Retry-After */
+  maxBufferedBytes?: number;
+  /** the proxy port's timeouts and connection cap (defaults in src/proxy/limits.ts) */
+  limits?: Partial<EdgeLimits>;
   /** the admin server (probes, metrics, debug state, dashboard); none when absent */
   admin?: { host: string; port: number };
   /** readiness policy; default breakers */
@@ -63,10 +68,10 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     ? await startAdmin({ runtime, metrics, log: options.log, clock, readiness: options.readiness, unreadyAfterMs: options.unreadyAfterMs }, options.admin)
     : undefined;
   let source: RunningSource | undefined;
-  const server = new ProxyServer({ runtime, clock, log: options.log, metrics, maxBodyBytes: options.maxBodyBytes });
+  const server = new ProxyServer({ runtime, clock, log: options.log, metrics, maxBodyBytes: options.maxBodyBytes, maxBufferedBytes: options.maxBufferedBytes, limits: options.limits });
   let port: number;
   try {
-    source = await startSource(options.source, runtime, options.log, metrics);
+    source = await startSource(options.source, runtime, options.log, metrics, clock);
     port = await server.listen(options.listen.host, options.listen.port);
   } catch (err) {
     source?.close();
@@ -94,17 +99,17 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   };
 }
 
-async function startSource(options: SourceOptions, sink: ConfigSink, log: Logger, metrics: Metrics): Promise<RunningSource | undefined> {
+async function startSource(options: SourceOptions, sink: ConfigSink, log: Logger, metrics: Metrics, clock: Clock): Promise<RunningSource | undefined> {
   switch (options.kind) {
     case 'file': {
-      const source = startFileSource({ path: options.path, sink });
+      const source = startFileSource({ path: options.path, sink, clock });
       metrics.configWatchHealthy.labels('file').set(1);
       return source;
     }
     case 'kubernetes': {
       const { startKubernetesSource } = await import('./config/sources/kubernetes.ts');
       const source = await startKubernetesSource({ namespace: options.namespace, kubeconfig: options.kubeconfig, sink, log, metrics });
-      return { close: () => source.close(), reload: () => undefined };
+      return { close: () => source.close(), reload: async () => undefined };
     }
     case 'none':
       return undefined;

@@ -16,15 +16,20 @@ export function isLoopbackAddress(address: string | undefined): boolean {
 const LOOPBACK_HOSTS = /^(localhost|127(?:\.[0-9]{1,3}){3}|\[::1\])(:[0-9]{1,5})?$/i;
 
 /**
- * For state-changing requests: a browser always sends Origin on a POST. A page from elsewhere
- * (including a DNS-rebound name that resolves to 127.0.0.1) has a non-loopback Origin and is
- * refused; curl and other tools send none and pass.
+ * For state-changing requests: a browser always sends Origin on a POST. Only a page this admin
+ * server served may press the buttons: its Origin's host:port equals the request's Host, and
+ * that is a loopback name. Any other page, a DNS-rebound name that resolves to 127.0.0.1, or
+ * another server on another loopback port of the same machine, is refused; curl and other
+ * tools send no Origin and pass.
  */
-export function originAllowed(origin: string | undefined): boolean {
+export function originAllowed(origin: string | undefined, host: string | undefined): boolean {
   if (origin === undefined) return true;
+  if (host === undefined) return false;
   try {
     const url = new URL(origin);
-    return LOOPBACK_HOSTS.test(url.host);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+    const originHost = url.port === '' ? url.hostname : `${url.hostname}:${url.port}`;
+    return originHost.toLowerCase() === host.toLowerCase() && LOOPBACK_HOSTS.test(originHost);
   } catch {
     return false;
   }

@@ -158,20 +158,22 @@ export class Readiness {
     return verdict;
   }
 
+  /** reads the endpoint's gate (no side effects); model holds do not make an endpoint unavailable */
   #endpoint(e: EndpointRuntime, now: number): EndpointAvailability {
-    const state = e.breaker.state; // reading it moves open -> half-open when the time has come
-    if (state.kind === 'open') {
+    const a = e.gate.peek(undefined, now);
+    if (a.kind === 'open') {
       this.#heldSince.delete(e);
-      return { name: e.name, available: false, why: `breaker open (${state.reason})`, since: state.since };
+      const state = e.breaker.state;
+      return { name: e.name, available: false, why: `breaker open (${a.reason})`, since: state.kind === 'open' ? state.since : now };
     }
-    const hold = e.describe(now).hold; // held for a provider's Retry-After or an account error
-    if (hold) {
+    if (a.kind === 'held') {
+      // held for a provider's Retry-After or an account error
       let since = this.#heldSince.get(e);
       if (since === undefined) {
         since = now;
         this.#heldSince.set(e, since);
       }
-      return { name: e.name, available: false, why: `held (${hold.reason})`, since };
+      return { name: e.name, available: false, why: `held (${a.reason})`, since };
     }
     this.#heldSince.delete(e);
     return { name: e.name, available: true, why: undefined, since: undefined };

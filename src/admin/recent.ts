@@ -1,10 +1,8 @@
 // Recent error rate, latency and fallbacks for the dashboard, read from the prom-client
 // metrics the data plane already keeps: a sample every few seconds, and a view that compares
 // the counters now with the oldest sample inside the window. Nothing is added to the hot path.
+import { isProviderFailure, type OutcomeKind } from '../proxy/outcome.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-
-/** attempt results that mean the provider failed (client faults and cancellations do not) */
-const FAILED = new Set(['throttled', 'account', 'server_error', 'timeout', 'connect', 'invalid_response']);
 
 interface Sample {
   at: number;
@@ -108,7 +106,7 @@ export class RecentStats {
           const result = key.slice(prefix.length);
           byResult[result] = d;
           attempts += d;
-          if (FAILED.has(result)) failures += d;
+          if (isProviderFailure(result as OutcomeKind)) failures += d;
         }
         const t = now.ttfb.get(`${upstream}${SEP}${endpoint}`);
         const t0 = base.ttfb.get(`${upstream}${SEP}${endpoint}`);

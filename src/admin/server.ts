@@ -3,6 +3,9 @@
 // pod, or kubectl port-forward): /debug/state, /dashboard and the breaker actions
 // POST /admin/upstreams/<u>/endpoints/<e>/reset|open. The peer check reads the socket address;
 // X-Forwarded-For is never trusted (express `trust proxy` is off and req.ip is not used).
+// The port is reachable by the whole cluster, so it holds few sockets for a short time
+// (ADMIN_LIMITS): stalled connections to it must not use up the file descriptors the data
+// plane needs.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -15,6 +18,7 @@ import { Liveness, type LivenessOptions } from './liveness.ts';
 import { isLoopbackAddress, hostAllowed, originAllowed } from './peer.ts';
 import { Readiness, type ReadinessPolicy } from './readiness.ts';
 import { RecentStats } from './recent.ts';
+import { clip, RefusalLog } from './refusals.ts';
 import { debugState } from './state.ts';
 
 export interface AdminOptions {
@@ -30,7 +34,29 @@ export interface AdminOptions {
   recent?: { windowMs?: number; sampleEveryMs?: number };
   /** dashboard refresh; default 2 s */
   dashboardPollMs?: number;
+  /** timeouts and the connection cap of the admin port (tests shorten them) */
+  limits?: Partial<AdminLimits>;
 }
+
+export interface AdminLimits {
+  /** open connections; beyond it new ones are closed at once */
+  maxConnections: number;
+  headersTimeoutMs: number;
+  /** a whole request, body included */
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  /** how often Node checks the two timeouts above */
+  checkEveryMs: number;
+}
+
+/** Probes, scrapes and an operator's browser need a handful of sockets, each for a moment. */
+export const ADMIN_LIMITS: Readonly<AdminLimits> = {
+  maxConnections: 128,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  checkEveryMs: 2_000,
+};
 
 export interface RunningAdmin {
   port: number;
@@ -43,12 +69,12 @@ export interface RunningAdmin {
 
 const NO_STORE = 'no-store';
 
-function loopbackOnly(log: Logger) {
+function loopbackOnly(refusals: RefusalLog) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const peer = req.socket.remoteAddress;
     if (isLoopbackAddress(peer) && hostAllowed(req.headers.host)) return next();
-    log.warn({ peer, path: req.path, forwardedFor: req.headers['x-forwarded-for'] }, 'admin: refused a non-loopback peer');
-    res.status(403).set('cache-control', NO_STORE).json({ error: `${req.path} answers only to loopback peers (use kubectl port-forward); this peer is ${peer ?? 'unknown'}` });
+    refusals.refused(peer, req.path, req.headers['x-forwarded-for']);
+    res.status(403).set('cache-control', NO_STORE).json({ error: `${clip(req.path)} answers only to loopback peers (use kubectl port-forward); this peer is ${peer ?? 'unknown'}` });
   };
 }
 
@@ -83,7 +109,7 @@ export function createAdminApp(options: AdminOptions, parts: { readiness: Readin
     }
   });
 
-  const local = loopbackOnly(log);
+  const local = loopbackOnly(new RefusalLog(log, clock));
 
   app.get('/debug/state', local, async (_req, res, next) => {
     try {
@@ -109,9 +135,9 @@ export function createAdminApp(options: AdminOptions, parts: { readiness: Readin
   app.all('/admin/{*rest}', local);
   app.post('/admin/upstreams/:upstream/endpoints/:endpoint/:action', (req, res) => {
     const { upstream: u, endpoint: e, action } = req.params as Record<string, string>;
-    if (!originAllowed(req.headers.origin)) {
-      log.warn({ peer: req.socket.remoteAddress, origin: req.headers.origin, upstream: u, endpoint: e, action }, 'admin: refused an action from a foreign origin');
-      res.status(403).json({ error: `admin actions refuse requests from origin ${req.headers.origin}` });
+    if (!originAllowed(req.headers.origin, req.headers.host)) {
+      log.warn({ peer: req.socket.remoteAddress, origin: clip(req.headers.origin), host: clip(req.headers.host), upstream: clip(u), endpoint: clip(e), action: clip(action) }, 'admin: refused an action from a foreign origin');
+      res.status(403).json({ error: `admin actions refuse requests from origin ${clip(req.headers.origin)}: only a page served by this admin server (Origin equal to Host) may press them` });
       return;
     }
     if (action !== 'reset' && action !== 'open') {
@@ -165,7 +191,17 @@ export async function startAdmin(options: AdminOptions, listen: { host: string; 
   scrape.availableEndpoints = () => readiness.availability().map((u) => [u.name, u.availableEndpoints] as const);
   scrape.lastRejected = () => (options.runtime.lastRejection ? options.runtime.lastRejection.at / 1000 : undefined);
 
-  const server: Server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 30_000 }, app);
+  const limits: AdminLimits = { ...ADMIN_LIMITS, ...options.limits };
+  const server: Server = createServer(
+    {
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: limits.checkEveryMs,
+    },
+    app,
+  );
+  server.maxConnections = limits.maxConnections;
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
     sockets.add(s);

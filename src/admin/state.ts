@@ -3,23 +3,14 @@
 // error rate and latency, fallbacks; plus the config generation and source and the readiness
 // verdict. Keys never appear: auth shows only its header and source (Secret redacts itself
 // anyway), and URLs lose their user info and query values.
+import { redactUrl } from '../config/url.ts';
 import type { ProxyRuntime } from '../proxy/runtime.ts';
 import type { LivenessReport } from './liveness.ts';
 import type { Verdict } from './readiness.ts';
 import type { RecentView } from './recent.ts';
 
-/** https://user:pass@host/p?key=v -> https://host/p?key=redacted */
-export function safeUrl(raw: string): string {
-  try {
-    const url = new URL(raw);
-    url.username = '';
-    url.password = '';
-    for (const key of [...url.searchParams.keys()]) url.searchParams.set(key, 'redacted');
-    return url.toString();
-  } catch {
-    return '(unparseable url)';
-  }
-}
+/** https://user:pass@host/p?key=v -> https://host/p?key=redacted: the one URL formatter (config/url.ts) */
+export const safeUrl = redactUrl;
 
 export function debugState(runtime: ProxyRuntime, now: number, readiness: Verdict, liveness: LivenessReport, recent: RecentView) {
   const snapshot = runtime.snapshot;
@@ -43,7 +34,7 @@ export function debugState(runtime: ProxyRuntime, now: number, readiness: Verdic
           recent: r,
           endpoints: u.endpoints.map((e) => {
             const d = e.describe(now);
-            return { ...d, url: safeUrl(d.url), retired: e.retired, recent: recent.endpoint(u.config.name, e.name) };
+            return { ...d, url: redactUrl(d.url), retired: e.retired, recent: recent.endpoint(u.config.name, e.name) };
           }),
         };
       })

@@ -4,8 +4,9 @@ import { DEFAULTS } from './defaults.ts';
 import { parseDuration } from './duration.ts';
 import { validateDocument } from './validate.ts';
 import type { AuthSpec, ChargeableOutcome, EndpointSpec, UpstreamDocument } from './schema.ts';
-import type { AuthConfig, EndpointConfig, FallbackStep, RuntimeConfig, UpstreamConfig } from './runtime.ts';
+import type { AuthConfig, BreakerConfig, EndpointConfig, FallbackStep, RuntimeConfig, UpstreamConfig } from './runtime.ts';
 import { Secret } from './runtime.ts';
+import { redactUrlsIn } from './url.ts';
 
 /** "/v1/chat/completions/" -> "chat/completions": how retry.paths and request paths are compared. */
 export function normalizePath(path: string): string {
@@ -16,6 +17,10 @@ export function normalizePath(path: string): string {
 /** Why a document could not be applied. `reason` doubles as the Kubernetes condition reason. */
 export type ConfigErrorReason = 'Invalid' | 'SecretNotFound' | 'KeyNotFound' | 'Forbidden' | 'Unresolvable';
 
+/**
+ * A config that cannot be applied. Its message ends up in logs, Events, status conditions and
+ * /debug/state, so any URL in the detail is redacted here, whoever wrote the detail.
+ */
 export class ConfigError extends Error {
   readonly code = 'BREAKWATER_CONFIG_INVALID';
   readonly reason: ConfigErrorReason;
@@ -23,11 +28,12 @@ export class ConfigError extends Error {
   readonly path: string;
   readonly detail: string;
   constructor(document: string, path: string, detail: string, reason: ConfigErrorReason = 'Invalid') {
-    super(`${document}: ${path}: ${detail}`);
+    const safe = redactUrlsIn(detail);
+    super(`${document}: ${path}: ${safe}`);
     this.name = 'ConfigError';
     this.document = document;
     this.path = path;
-    this.detail = detail;
+    this.detail = safe;
     this.reason = reason;
   }
 }
@@ -73,6 +79,11 @@ function compileEndpoint(upstream: string, api: UpstreamConfig['api'], e: Endpoi
   };
 }
 
+/** every breaker field, in a stable form: the breaker's change-detection key */
+function breakerKey(b: Omit<BreakerConfig, 'key'>): string {
+  return JSON.stringify({ ...b, failOn: [...b.failOn].sort() });
+}
+
 export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, document = `LLMUpstream "${doc.metadata.name}"`): UpstreamConfig {
   const violations = validateDocument(doc);
   if (violations.length > 0) throw new ConfigError(document, violations[0]!.path, violations[0]!.message);
@@ -86,6 +97,15 @@ export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, do
     .sort((x, y) => x.priority - y.priority); // Array.prototype.sort is stable: spec order within a priority
   const fallbacks = new Map<string, readonly FallbackStep[]>();
   for (const f of spec.fallbacks ?? []) fallbacks.set(f.model, f.chain.map((c) => ({ model: c.model, maxTokens: c.maxTokens })));
+  const breaker = {
+    errorThresholdPercentage: b.errorThresholdPercentage ?? DEFAULTS.breaker.errorThresholdPercentage,
+    volumeThreshold: b.volumeThreshold ?? DEFAULTS.breaker.volumeThreshold,
+    consecutiveFailures: b.consecutiveFailures ?? DEFAULTS.breaker.consecutiveFailures,
+    rollingWindowMs: parseDuration(b.rollingWindow ?? DEFAULTS.breaker.rollingWindow),
+    openDurationMs: parseDuration(b.openDuration ?? DEFAULTS.breaker.openDuration),
+    halfOpenRamp: [...(b.halfOpenRamp ?? DEFAULTS.breaker.halfOpenRamp)],
+    failOn: new Set<ChargeableOutcome>(b.failOn ?? DEFAULTS.breaker.failOn),
+  };
   return {
     name: metadata.name,
     namespace: metadata.namespace,
@@ -93,14 +113,7 @@ export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, do
     api,
     required: spec.required ?? DEFAULTS.required,
     endpoints,
-    breaker: {
-      errorThresholdPercentage: b.errorThresholdPercentage ?? DEFAULTS.breaker.errorThresholdPercentage,
-      volumeThreshold: b.volumeThreshold ?? DEFAULTS.breaker.volumeThreshold,
-      rollingWindowMs: parseDuration(b.rollingWindow ?? DEFAULTS.breaker.rollingWindow),
-      openDurationMs: parseDuration(b.openDuration ?? DEFAULTS.breaker.openDuration),
-      halfOpenRamp: [...(b.halfOpenRamp ?? DEFAULTS.breaker.halfOpenRamp)],
-      failOn: new Set<ChargeableOutcome>(b.failOn ?? DEFAULTS.breaker.failOn),
-    },
+    breaker: { ...breaker, key: breakerKey(breaker) },
     retry: {
       maxAttempts: r.maxAttempts ?? DEFAULTS.retry.maxAttempts,
       backoff: {

@@ -8,6 +8,9 @@ export const DEFAULTS = {
   breaker: {
     errorThresholdPercentage: 50,
     volumeThreshold: 10, // opossum's default is 0: one early failure would open it
+    // a window full of earlier successes takes seconds to cross the rate; N failures in a row
+    // open at once (Envoy's consecutive_5xx, linkerd's consecutive failures)
+    consecutiveFailures: 5,
     rollingWindow: '30s', // opossum: 10s
     openDuration: '30s',
     halfOpenRamp: [1, 5, 10], // opossum has no ramp: one trial, any failure reopens

@@ -5,6 +5,7 @@
 import { DEFAULTS } from './defaults.ts';
 import { parseDuration } from './duration.ts';
 import type { Spec, EndpointSpec, AuthSpec } from './schema.ts';
+import { celString, ENDPOINT_URL_PATTERN, redactUrl, URL_USERINFO_PATTERN } from './url.ts';
 
 export interface Violation {
   /** e.g. spec.endpoints[2].url */
@@ -87,6 +88,32 @@ export const RULES: readonly CrossFieldRule[] = [
     },
   },
   {
+    // a password in the URL would be printed wherever the URL is, and sent to any proxy; keys go in auth
+    name: 'endpoint-url-without-credentials',
+    at: 'spec.endpoints[]',
+    cel: `!self.url.matches(${celString(URL_USERINFO_PATTERN)})`,
+    message: 'url may not carry user info (user:password@); put the key in auth',
+    fieldPath: '.url',
+    check(spec) {
+      const userinfo = new RegExp(URL_USERINFO_PATTERN);
+      return eachEndpoint(spec, (e, i) => (userinfo.test(e.url) ? { path: `spec.endpoints[${i}].url`, message: this.message } : undefined));
+    },
+  },
+  {
+    // One grammar for both validators (url.ts): Go's and WHATWG's URL parsers disagree at the
+    // edges (a port above 65535, a bad %-escape), so neither is the rule; both accept every match.
+    name: 'endpoint-url-well-formed',
+    at: 'spec.endpoints[]',
+    cel: `self.url.matches(${celString(ENDPOINT_URL_PATTERN)})`,
+    message:
+      'url must be http(s)://host[:port][/path][?query]: a DNS name, an IPv4 address or an [IPv6] address, a port from 0 to 65535, "%" only as %XX, no #fragment',
+    fieldPath: '.url',
+    check(spec) {
+      const grammar = new RegExp(ENDPOINT_URL_PATTERN);
+      return eachEndpoint(spec, (e, i) => (grammar.test(e.url) && URL.canParse(e.url) ? undefined : { path: `spec.endpoints[${i}].url`, message: `${redactUrl(e.url)}: ${this.message}` }));
+    },
+  },
+  {
     name: 'https-unless-local',
     at: 'spec.endpoints[]',
     cel:
@@ -99,13 +126,9 @@ export const RULES: readonly CrossFieldRule[] = [
     check(spec) {
       return eachEndpoint(spec, (e, i) => {
         if (e.url.startsWith('https://') || e.insecure === true || new RegExp(LOOPBACK_V4_URL).test(e.url)) return undefined;
-        let hostname: string;
-        try {
-          hostname = new URL(e.url).hostname;
-        } catch {
-          return { path: `spec.endpoints[${i}].url`, message: `"${e.url}" is not a URL` };
-        }
-        return isLocalHost(hostname) ? undefined : { path: `spec.endpoints[${i}].url`, message: this.message };
+        // as in CEL, where isURL() is false: not a URL is not a local URL (endpoint-url-well-formed says why)
+        const hostname = URL.parse(e.url)?.hostname;
+        return hostname !== undefined && isLocalHost(hostname) ? undefined : { path: `spec.endpoints[${i}].url`, message: this.message };
       });
     },
   },

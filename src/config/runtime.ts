@@ -58,10 +58,17 @@ export interface EndpointConfig {
 export interface BreakerConfig {
   errorThresholdPercentage: number;
   volumeThreshold: number;
+  /** open after this many failures in a row (0: only the window decides) */
+  consecutiveFailures: number;
   rollingWindowMs: number;
   openDurationMs: number;
   halfOpenRamp: readonly number[];
   failOn: ReadonlySet<ChargeableOutcome>;
+  /**
+   * Computed at compile time from every field above: a reload that changes it builds a new
+   * breaker (seeded with the old state); an equal key keeps the breaker and its window.
+   */
+  key: string;
 }
 
 export interface RetryConfig {

@@ -63,6 +63,9 @@ export const BreakerSchema = Type.Object(
   {
     errorThresholdPercentage: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })),
     volumeThreshold: Type.Optional(Type.Integer({ minimum: 0, maximum: 1000000 })),
+    consecutiveFailures: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 1000, description: 'open after this many failures in a row, whatever the window says (0: off)' }),
+    ),
     rollingWindow: Type.Optional(Duration('window the error rate is computed over')),
     openDuration: Type.Optional(Duration('time open before the first half-open trial')),
     halfOpenRamp: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 1000 }), { minItems: 1, maxItems: 10 })),

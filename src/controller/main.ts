@@ -1,182 +1,144 @@
-// `breakwater controller [--namespace NS | --all-namespaces] [--kubeconfig FILE]`: the one
-// writer of LLMUpstream status. Every replica watches LLMUpstreams and the Secrets they name;
-// only the holder of the coordination.k8s.io Lease writes, and it checks that it still holds
-// an unexpired lease right before each write (fencing).
+// `breakwater controller`: the status writer and the sidecar injector, built from runnables.
+// On every replica: the admin server (/livez, /readyz, /metrics), the webhook's certificate
+// keeper, the webhook server and the LLMUpstream cache. On the Lease holder only: the status
+// writer, which also checks right before each write that it still holds an unexpired lease
+// (fencing). SIGTERM: /readyz turns 503, the webhook keeps answering for --shutdown-delay (the
+// Service stops routing here meanwhile), then everything stops in reverse order and the Lease
+// is released.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
-import { parseDuration } from '../config/duration.ts';
-import type { UpstreamStatus } from '../config/schema.ts';
-import { staleAfterFromEnv, watchTimeoutSeconds, type UpstreamObject } from '../config/sources/kubernetes.ts';
-import { KubeClient, loadKubeConfig, paths } from '../config/sources/kubernetes/client.ts';
-import { Informer } from '../config/sources/kubernetes/informer.ts';
-import { WorkQueue } from '../config/sources/kubernetes/queue.ts';
-import { SecretStore, secretRefsOf } from '../config/sources/kubernetes/secrets.ts';
+import { durationFlag, parseFlags, parseHostPort, serviceAccountNamespace, sidecarContainer, UsageError, type FlagsOf } from '../cli.ts';
+import { systemClock } from '../clock.ts';
+import { staleAfterFromEnv, watchTimeoutSeconds } from '../config/sources/kubernetes.ts';
+import { KubeClient, loadKubeConfig } from '../kube/client.ts';
+import { LeaderElector } from '../kube/lease.ts';
+import { loadSidecarValues, sidecarValues } from '../sidecar.ts';
 import { createLogger, type Logger } from '../telemetry/log.ts';
-import { LeaderElector } from './lease.ts';
-import { desiredStatus, patchStatus, sameStatus } from './status.ts';
+import { createControllerMetrics } from '../telemetry/metrics.ts';
+import { DirCertKeeper, SecretCertKeeper } from './certkeeper.ts';
+import { servingNames } from './certs.ts';
+import { Manager, type Runnable } from './manager.ts';
+import { ProbeServer } from './probes.ts';
+import { UpstreamStatusController } from './upstreams.ts';
+import { WebhookServer } from './webhook.ts';
 
-const FLAGS = {
-  namespace: { type: 'string' },
-  'all-namespaces': { type: 'boolean' },
-  kubeconfig: { type: 'string' },
-  'lease-namespace': { type: 'string' },
-  'lease-name': { type: 'string', default: 'breakwater-controller' },
-  identity: { type: 'string' },
-  'field-manager': { type: 'string', default: 'breakwater-controller' },
-  'lease-duration': { type: 'string', default: '15s' },
-  'renew-deadline': { type: 'string', default: '10s' },
-  'retry-period': { type: 'string', default: '2s' },
-  resync: { type: 'string', default: '5m' },
-  'log-level': { type: 'string', default: 'info' },
-} as const;
-
-type Flags = { [K in keyof typeof FLAGS]: (typeof FLAGS)[K]['type'] extends 'boolean' ? boolean | undefined : string | undefined };
-
-/** A bad flag. Its code is node:util parseArgs' own, so main.ts prints it as one usage line. */
-export class ControllerUsageError extends Error {
-  readonly code = 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE';
-}
-
-/** --flag, else BREAKWATER_FLAG, else the default (as for `breakwater proxy`). */
-export function parseControllerFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): Flags {
-  const { values } = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false });
-  const out: Record<string, string | boolean | undefined> = {};
-  for (const [name, spec] of Object.entries(FLAGS)) {
-    const fromEnv = env[`BREAKWATER_${name.toUpperCase().replace(/-/g, '_')}`];
-    const explicit = argv.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-    const given = (values as Record<string, string | boolean | undefined>)[name];
-    out[name] = explicit || fromEnv === undefined ? given : spec.type === 'boolean' ? fromEnv === 'true' || fromEnv === '1' : fromEnv;
-  }
-  return out as Flags;
-}
-
-function duration(flags: Flags, name: 'lease-duration' | 'renew-deadline' | 'retry-period' | 'resync'): number {
-  try {
-    return parseDuration(String(flags[name]));
-  } catch {
-    throw new ControllerUsageError(`--${name}: "${String(flags[name])}" is not a duration (e.g. 15s)`);
-  }
-}
-
-function serviceAccountNamespace(): string | undefined {
-  try {
-    return readFileSync('/var/run/secrets/kubernetes.io/serviceaccount/namespace', 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
+type Flags = FlagsOf<'controller'>;
 
 export interface RunningController {
+  /** the admin server's port */
+  adminPort: number;
+  /** the webhook's port (0 when --webhook-listen off) */
+  webhookPort: number;
+  /** SIGTERM: unready first, then stop after the shutdown delay */
   stop(): Promise<void>;
 }
 
 export async function startController(flags: Flags, log: Logger): Promise<RunningController> {
-  if (flags.namespace && flags['all-namespaces']) throw new ControllerUsageError('give --namespace or --all-namespaces, not both');
+  if (flags.namespace && flags['all-namespaces']) throw new UsageError('give --namespace or --all-namespaces, not both');
+  const podNamespace = flags['pod-namespace'] ?? serviceAccountNamespace() ?? flags.namespace ?? 'default';
   const namespace = flags['all-namespaces'] ? undefined : (flags.namespace ?? serviceAccountNamespace() ?? 'default');
-  const leaseNamespace = flags['lease-namespace'] ?? flags.namespace ?? serviceAccountNamespace() ?? 'default';
+  const leaseNamespace = flags['lease-namespace'] ?? podNamespace;
   const identity = flags.identity ?? `${hostname()}_${randomUUID().slice(0, 8)}`;
-  const fieldManager = String(flags['field-manager']);
-  const resyncMs = duration(flags, 'resync');
-  const leaseDurationMs = duration(flags, 'lease-duration');
-  const renewDeadlineMs = duration(flags, 'renew-deadline');
-  const retryPeriodMs = duration(flags, 'retry-period');
+  const leaseDurationMs = durationFlag(flags['lease-duration'], 'lease-duration');
+  const renewDeadlineMs = durationFlag(flags['renew-deadline'], 'renew-deadline');
+  const retryPeriodMs = durationFlag(flags['retry-period'], 'retry-period');
+  const recheckMs = durationFlag(flags['webhook-recheck'], 'webhook-recheck');
+  const shutdownDelayMs = durationFlag(flags['shutdown-delay'], 'shutdown-delay');
   if (!(retryPeriodMs < renewDeadlineMs && renewDeadlineMs < leaseDurationMs)) {
-    throw new ControllerUsageError('--retry-period < --renew-deadline < --lease-duration is required (fencing: the holder stops writing before another replica may take over)');
+    throw new UsageError('--retry-period < --renew-deadline < --lease-duration is required (fencing: the holder stops writing before another replica may take over)');
   }
-  const timeoutSeconds = watchTimeoutSeconds(staleAfterFromEnv());
+  const admin = parseHostPort(flags.admin, 'admin');
+  const webhookListen = flags['webhook-listen'] === 'off' ? undefined : parseHostPort(flags['webhook-listen'], 'webhook-listen');
+  // a bad values file stops the controller here, naming the field, not at the first pod
+  const values = flags['injection-config'] ? loadSidecarValues(flags['injection-config']) : sidecarValues(undefined);
   const client = new KubeClient(loadKubeConfig(flags.kubeconfig ?? process.env.KUBECONFIG));
+  const metrics = createControllerMetrics();
+  const clock = systemClock;
 
-  const keyOf = (o: UpstreamObject) => `${o.metadata?.namespace}/${o.metadata?.name}`;
-  const enqueueAll = (): void => {
-    for (const o of upstreams.list()) queue.add(keyOf(o));
-  };
-  /** every replica keeps the Secrets warm, so a new leader has them at once */
-  const watchSecrets = (): void => secrets.want(upstreams.list().flatMap((o) => secretRefsOf(o)));
+  const manager = new Manager(log);
+  const probes = new ProbeServer({ listen: admin, log, metrics });
+  manager.add(probes, { needsLeader: false });
 
-  const sync = async (key: string): Promise<void> => {
-    if (!elector.holds()) return; // followers keep caches warm and write nothing
-    const slash = key.indexOf('/');
-    const obj = upstreams.get(key.slice(slash + 1), key.slice(0, slash));
-    if (!obj) return;
-    const refs = secretRefsOf(obj);
-    await secrets.settled(refs, 5_000);
-    const current = (obj as { status?: UpstreamStatus }).status;
-    // throws SecretPendingError while a Secret has not answered: retried with backoff
-    const desired = desiredStatus(obj, secrets.resolver(), current);
-    if (sameStatus(current, desired)) return;
-    // Fencing: the lease must still be ours, now, right before the write.
-    if (!elector.holds()) {
-      log.info({ upstream: key }, 'not writing status: the lease is no longer held');
-      return;
-    }
-    await patchStatus(client, obj, desired, fieldManager);
-    const accepted = desired.conditions?.find((c) => c.type === 'Accepted');
-    const refsCondition = desired.conditions?.find((c) => c.type === 'ResolvedRefs');
-    log.info(
-      { upstream: key, generation: desired.observedGeneration, accepted: `${accepted?.status}/${accepted?.reason}`, resolvedRefs: `${refsCondition?.status}/${refsCondition?.reason}` },
-      'status written',
-    );
-  };
+  let webhook: WebhookServer | undefined;
+  if (webhookListen) {
+    webhook = new WebhookServer({ listen: webhookListen, sidecar: sidecarContainer(values), excludeNamespaces: ['kube-system', podNamespace], log, metrics });
+    const common = { log, clock, metrics, target: webhook, recheckMs };
+    const keeper = flags['webhook-cert-dir']
+      ? new DirCertKeeper({ ...common, dir: flags['webhook-cert-dir'] })
+      : new SecretCertKeeper({
+          ...common,
+          client,
+          namespace: podNamespace,
+          secretName: flags['webhook-cert-secret'],
+          names: servingNames(flags['webhook-service'], podNamespace, flags['webhook-extra-san']),
+          webhookConfigName: flags['webhook-config-name'],
+        });
+    probes.addCheck({ name: 'webhook-certificate', check: () => keeper.notReady() });
+    manager.add(keeper, { needsLeader: false });
+    manager.add(webhook, { needsLeader: false });
+  }
 
-  const queue = new WorkQueue(sync, log);
-  const secrets = new SecretStore({
-    client,
-    log,
-    watchTimeoutSeconds: timeoutSeconds,
-    onChange: (ref) => {
-      for (const o of upstreams.list()) if (secretRefsOf(o).some((r) => r.namespace === ref.namespace && r.name === ref.name)) queue.add(keyOf(o));
-    },
-  });
-  const upstreams = new Informer<UpstreamObject>({
-    client,
-    path: paths.upstreams(namespace),
-    watchTimeoutSeconds: timeoutSeconds,
-    log,
-    what: namespace ? `llmupstreams in ${namespace}` : 'llmupstreams in all namespaces',
-    onEvent: (_kind, obj) => {
-      watchSecrets();
-      queue.add(keyOf(obj));
-    },
-    onSynced: () => {
-      watchSecrets();
-      enqueueAll();
-    },
-  });
-  const elector = new LeaderElector({
+  const elector: LeaderElector = new LeaderElector({
     client,
     namespace: leaseNamespace,
-    name: String(flags['lease-name']),
+    name: flags['lease-name'],
     identity,
     leaseDurationMs,
     renewDeadlineMs,
     retryPeriodMs,
     log,
-    onStartedLeading: enqueueAll,
-    onStoppedLeading: () => undefined,
+    onStartedLeading: manager.startedLeading,
+    onStoppedLeading: manager.stoppedLeading,
   });
+  const status = new UpstreamStatusController({
+    client,
+    log,
+    metrics,
+    namespace,
+    watchTimeoutSeconds: watchTimeoutSeconds(staleAfterFromEnv()),
+    fieldManager: flags['field-manager'],
+    resyncMs: durationFlag(flags.resync, 'resync'),
+    holds: () => elector.holds(),
+  });
+  // With the webhook on, readiness is about answering admission requests (the Service routes
+  // them only to ready replicas), not about LLMUpstreams: a slow list must not stop injection.
+  if (!webhook) probes.addCheck({ name: 'llmupstreams', check: () => status.notReady() });
+  manager.add(status.cache, { needsLeader: false });
+  manager.add(status.writer, { needsLeader: true });
+  const electorRunnable: Runnable = { name: 'lease', start: async () => elector.start(), stop: () => elector.stop() };
+  manager.add(electorRunnable, { needsLeader: false });
 
-  upstreams.start();
-  elector.start();
-  const resync = setInterval(enqueueAll, resyncMs);
-  resync.unref();
-  log.info({ scope: namespace ?? '(all namespaces)', lease: `${leaseNamespace}/${String(flags['lease-name'])}`, identity, fieldManager }, 'controller started');
+  await manager.start();
+  log.info(
+    {
+      scope: namespace ?? '(all namespaces)',
+      lease: `${leaseNamespace}/${flags['lease-name']}`,
+      identity,
+      fieldManager: flags['field-manager'],
+      webhook: webhook ? `${webhookListen!.host}:${webhook.port}` : 'off',
+      certificates: flags['webhook-cert-dir'] ? `dir ${flags['webhook-cert-dir']}` : `Secret ${podNamespace}/${flags['webhook-cert-secret']}`,
+    },
+    'controller started',
+  );
 
+  let stopping: Promise<void> | undefined;
   return {
-    async stop() {
-      clearInterval(resync);
-      queue.stop();
-      await elector.stop();
-      await upstreams.stop();
-      await secrets.close();
+    adminPort: probes.port,
+    webhookPort: webhook?.port ?? 0,
+    stop() {
+      stopping ??= (async () => {
+        probes.shutdown();
+        if (webhook && shutdownDelayMs > 0) await clock.sleep(shutdownDelayMs);
+        await manager.stop();
+      })();
+      return stopping;
     },
   };
 }
 
 export async function runController(argv: string[]): Promise<void> {
-  const flags = parseControllerFlags(argv);
-  const log = createLogger({ level: String(flags['log-level']) });
+  const flags = parseFlags('controller', argv);
+  const log = createLogger({ level: flags['log-level'] });
   const running = await startController(flags, log);
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
@@ -184,6 +146,7 @@ export async function runController(argv: string[]): Promise<void> {
     stopping = true;
     log.info({ signal }, 'controller stopping');
     await running.stop();
+    log.info('controller stopped');
     log.flush();
     process.exit(0);
   };

@@ -5,7 +5,7 @@
 import { compileUpstream, ConfigError, type AuthResolver, type ConfigErrorReason } from '../config/compile.ts';
 import type { Condition, UpstreamStatus } from '../config/schema.ts';
 import { toDocument, type UpstreamObject } from '../config/sources/kubernetes.ts';
-import { paths, type KubeClient } from '../config/sources/kubernetes/client.ts';
+import { paths, type KubeClient } from '../kube/client.ts';
 
 export type ConditionType = 'Accepted' | 'ResolvedRefs';
 export type Reason = 'Valid' | ConfigErrorReason;

@@ -27,7 +27,14 @@ export type Behaviour =
   | 'malformed-json'
   | 'empty-choices'
   | 'error-in-200'
-  | 'comment-then-reset';
+  | 'comment-then-reset'
+  | 'error-after-start'
+  | 'error-mid-stream'
+  | 'endless-event'
+  | 'endless-event-mid-stream'
+  | 'endless-comments'
+  | 'bare-cr'
+  | 'gzip-bomb';
 
 export type FaultSpec =
   | { readonly kind: 'error'; readonly name: string; readonly status: number; readonly flavor: ErrorFlavor }
@@ -78,6 +85,13 @@ const BEHAVIOURS: readonly Behaviour[] = [
   'empty-choices',
   'error-in-200',
   'comment-then-reset',
+  'error-after-start',
+  'error-mid-stream',
+  'endless-event',
+  'endless-event-mid-stream',
+  'endless-comments',
+  'bare-cr',
+  'gzip-bomb',
 ];
 
 const FIXED = new Map<string, FaultSpec>([

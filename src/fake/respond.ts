@@ -8,6 +8,7 @@ import type { RequestPlan } from './plan.ts';
 import { drained, kill } from './io.ts';
 import type { Lockstep } from './lockstep.ts';
 import { openSink } from './sse.ts';
+import { flood } from './flood.ts';
 
 /** Per-request liveness: set when the response closes; `wake` interrupts a pause. */
 export interface Live {
@@ -61,6 +62,11 @@ export async function answer(a: Answer, stream: boolean): Promise<void> {
       const e = a.endpoint.dialect.error(fault.flavor, fault.status, a.ctx);
       return sendJson(a, e.status, e.body, 'whole');
     }
+    case 'endless-event':
+    case 'endless-event-mid-stream':
+    case 'endless-comments':
+    case 'gzip-bomb':
+      return flood(a, fault.kind, stream);
   }
   return stream ? sendStream(a, fault) : sendJsonFault(a, fault);
 }
@@ -84,6 +90,8 @@ function sendJsonFault(a: Answer, fault: FaultSpec): Promise<void> {
     case 'empty-choices':
       return sendJson(a, 200, endpoint.empty(ctx), 'whole');
     case 'error-in-200':
+    case 'error-after-start':
+    case 'error-mid-stream':
       return sendJson(a, 200, endpoint.dialect.error('server', 200, ctx).body, 'whole');
     default:
       return sendJson(a, 200, endpoint.json(ctx), 'whole');
@@ -182,6 +190,14 @@ async function sendStream(a: Answer, fault: FaultSpec): Promise<void> {
     sink.end();
     return;
   }
+  if (fault.kind === 'error-after-start' || fault.kind === 'error-mid-stream') {
+    const p = s.plan(ctx);
+    for (const event of p.head) sink.write(event);
+    if (fault.kind === 'error-mid-stream') sink.write(p.content[0] ?? '');
+    sink.write(s.error(ctx));
+    sink.end();
+    return;
+  }
 
   const p: StreamPlan = fault.kind === 'empty-choices' ? s.empty(ctx) : s.plan(ctx);
   let content = p.content;
@@ -201,6 +217,11 @@ async function sendStream(a: Answer, fault: FaultSpec): Promise<void> {
     case 'malformed-json':
       head = [malformedFrame(content[0] ?? head[0]), ...head];
       break;
+    case 'bare-cr': {
+      const cr = (frames: string[]): string[] => frames.map((f) => f.replace(/\r?\n/g, '\r'));
+      [head, content, rest] = [cr(head), cr(content), cr(rest)];
+      break;
+    }
   }
   await runStream(a, sink, head, content, rest, end);
 }

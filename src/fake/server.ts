@@ -61,6 +61,18 @@
  *                         SSE: one error event (OpenAI `data: {"error":…}`, Responses `event: error`,
  *                         Anthropic `event: error` overloaded_error) and no terminal event
  *   comment-then-reset    SSE comment `: ping` then TCP reset (JSON: like reset-after-headers)
+ *   error-after-start     SSE: the stream's opening events (Anthropic message_start...), then the
+ *                         dialect's error event (Anthropic overloaded_error) and a clean end (JSON: like error-in-200)
+ *   error-mid-stream      SSE: opening events and one content event, then the error event and a clean end
+ *   endless-event         SSE: one `data:` line that never ends; JSON: a body that never ends. Sent as
+ *                         fast as the client reads (up to 4 GiB), until the client closes
+ *   endless-event-mid-stream  SSE: the stream's first events, then an event that never ends (JSON: like
+ *                         endless-event)
+ *   endless-comments      SSE: `: keep-alive` comment events and never a data event; JSON: endless
+ *                         whitespace. As fast as the client reads, until it closes
+ *   bare-cr               the normal stream with bare `\r` line endings (JSON: normal answer)
+ *   gzip-bomb             gzip-encoded (whatever accept-encoding says) 1 MiB that inflates to 1 GiB:
+ *                         SSE one endless `data:` line, JSON an endless string
  * Errors carry `retry-after` / `retry-after-ms` when the header or rule gives them.
  *
  * CONTROL API (JSON, not counted as provider requests)

@@ -1,21 +1,28 @@
-// The attempt loop: pick an endpoint, fire, classify, and then retry, fail over or fall back.
-// A pass tries the requested model on every admitting endpoint, then each fallback model;
-// skipping an open endpoint costs no attempt. Between passes Breakwater sleeps (backoff with
-// jitter, or until a held endpoint is back), never past the deadline. Every attempt after the
-// first draws from the upstream's retry budget.
-import type { ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+// The attempt loop: pick an endpoint, fire, classify, and then fail over, fall back, retry or
+// give up. It returns a value (Answer | GiveUp) and never touches the app's response: commit.ts
+// writes an answer, rescue.ts renders a give-up.
+//
+// A pass tries the requested model on every endpoint whose gate is open for it, then each
+// fallback model; skipping an unavailable endpoint costs no attempt. The first try of a
+// (endpoint, model) pair this request has not tried is free; only a second try of the same pair
+// draws from the upstream's retry budget (the budget bounds amplification on a failing provider;
+// the breaker and maxAttempts bound failovers). Between passes Breakwater sleeps (backoff with
+// jitter, or until a provider's short wait ends), never past the deadline and never longer than
+// retry.backoff.max: a longer wait goes back to the app at once with its Retry-After.
 import type { Clock } from '../clock.ts';
-import type { FallbackStep } from '../config/runtime.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { commit, type RequestOutcome } from './commit.ts';
-import type { Availability, EndpointRuntime } from './endpoint.ts';
-import { forward, type AttemptRequest, type AttemptResult } from './forward.ts';
-import { describeOutcome, type Outcome } from './outcome.ts';
-import { sendOwnError, sendProviderError } from './rescue.ts';
+import type { OwnErrorKind } from './dialects/types.ts';
+import type { EndpointRuntime } from './endpoint.ts';
+import { bodyFor, targetsFor, type Target } from './fallback.ts';
+import { Attempt, forward, type AttemptRequest, type AttemptResult } from './forward.ts';
+import type { Availability } from './gate.ts';
+import { describeOutcome, retryDecision, type Outcome } from './outcome.ts';
 import { backoffMs } from './retry.ts';
 import type { UpstreamRuntime } from './upstream.ts';
+
+/** with another target left, an attempt may wait at most this share of the time left (the rest is the failover's) */
+export const FAILOVER_SHARE = 0.7;
 
 export interface ProxyRequest extends AttemptRequest {
   requestId: string;
@@ -34,40 +41,29 @@ export interface LoopDeps {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
+  random?: () => number;
 }
 
-interface Target {
-  model: string | undefined;
-  maxTokens: number | undefined;
-  fallback: boolean;
+/** The loop found an answer: commit.ts writes it and settles the attempt. */
+export interface Answer {
+  kind: 'answer';
+  attempt: Attempt;
+  result: Extract<AttemptResult, { kind: 'answer' }>;
+  attempts: number;
+  fallbackModel: string | undefined;
+  providerMs: number;
 }
 
-function targetsFor(req: ProxyRequest): Target[] {
-  const first: Target = { model: req.model, maxTokens: undefined, fallback: false };
-  if (!req.fallbackAllowed || req.model === undefined) return [first];
-  const chain: readonly FallbackStep[] = req.upstream.config.fallbacks.get(req.model) ?? [];
-  return [first, ...chain.map((s) => ({ model: s.model, maxTokens: s.maxTokens, fallback: true }))];
-}
+/** The loop gave up: rescue.ts renders it in the dialect's shape, with x-should-retry: false. */
+export type GiveUp =
+  /** the last provider error response, passed on */
+  | { kind: 'provider_error'; response: { status: number; headers: AttemptResultResponse['headers']; bytes: Buffer }; endpoint: string; attempts: number; retryAfterMs: number | undefined; providerMs: number }
+  /** Breakwater's own refusal */
+  | { kind: 'refused'; error: OwnErrorKind; message: string; attempts: number; retryAfterMs: number | undefined; providerMs: number; outcome: 'upstream_error' | 'unavailable' | 'deadline' }
+  /** the app went away: nothing to write */
+  | { kind: 'cancelled' };
 
-/** The body for one (endpoint, target): the original bytes unless the model or max tokens change. */
-function bodyFor(req: ProxyRequest, endpoint: EndpointRuntime, target: Target): Buffer | Readable | undefined {
-  if (req.json === undefined || target.model === undefined) return req.body;
-  const model = endpoint.config.models.get(target.model) ?? target.model;
-  if (model === req.json.model && target.maxTokens === undefined) return req.body; // the common case: no copy
-  let changed = model !== req.json.model;
-  const rewritten: Record<string, unknown> = { ...req.json, model };
-  if (target.maxTokens !== undefined) {
-    for (const field of req.upstream.dialect.maxTokenFields) {
-      const value = rewritten[field];
-      // cap, never inject: a field the app did not send stays unsent
-      if (typeof value === 'number' && value > target.maxTokens) {
-        rewritten[field] = target.maxTokens;
-        changed = true;
-      }
-    }
-  }
-  return changed ? Buffer.from(JSON.stringify(rewritten)) : req.body;
-}
+type AttemptResultResponse = NonNullable<Extract<AttemptResult, { kind: 'failed' }>['response']>;
 
 interface Failure {
   endpoint: EndpointRuntime;
@@ -75,109 +71,133 @@ interface Failure {
   response: Extract<AttemptResult, { kind: 'failed' }>['response'];
 }
 
-export async function runAttempts(req: ProxyRequest, res: ServerResponse, deps: LoopDeps): Promise<RequestOutcome> {
+export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<Answer | GiveUp> {
   const { clock, log } = deps;
+  const random = deps.random ?? Math.random;
   const { upstream } = req;
   const { retry } = upstream.config;
   const targets = targetsFor(req);
   const maxAttempts = req.retryable ? retry.maxAttempts : 1;
+  /** "endpoint key \n model" pairs this request has tried */
+  const tried = new Set<string>();
   let attempts = 0;
   let waits = 0;
   let last: Failure | undefined;
   let budgetSpent = false;
-  let deadlineHit = false;
+  let stopped = false;
+  let longWait: number | undefined;
   let providerMs = 0;
   const announced = new Set<Target>();
 
   passes: for (;;) {
     for (const target of targets) {
-      for (const endpoint of upstream.order()) {
+      for (const endpoint of upstream.order(random)) {
         if (endpoint.retired) continue;
-        if (attempts >= maxAttempts || clock.now() >= req.deadline) break passes;
-        const admission = endpoint.admit(target.model, clock.now());
-        if (!admission.admitted) continue;
-        if (attempts > 0) {
-          if (!upstream.budget.tryRetry()) {
-            endpoint.breaker.record(admission.ticket, 'ignore');
-            budgetSpent = true;
-            upstream.counters.budgetExhausted.inc();
-            log.warn(
-              { upstream: upstream.config.name, endpoint: endpoint.name, requestId: req.requestId, attempts, reason: last ? describeOutcome(last.outcome) : 'unknown' },
-              'retry budget exhausted: no further attempts for this request',
-            );
-            break passes;
-          }
-          upstream.countRetry(last?.outcome.kind ?? 'unknown');
-        } else {
-          upstream.budget.recordFirstAttempt();
+        const now = clock.now();
+        if (attempts >= maxAttempts || now >= req.deadline) break passes;
+        if (endpoint.gate.peek(target.model, now).kind !== 'now') continue;
+        const pair = `${endpoint.config.key}\n${target.model ?? ''}`;
+        // the budget is checked before a half-open trial slot is taken
+        if (attempts > 0 && tried.has(pair) && !upstream.budget.tryRetry()) {
+          budgetSpent = true;
+          upstream.counters.budgetExhausted.inc();
+          log.warn(
+            { upstream: upstream.config.name, endpoint: endpoint.name, requestId: req.requestId, attempts, reason: last ? describeOutcome(last.outcome) : 'unknown' },
+            'retry budget exhausted: no further attempts for this request',
+          );
+          break passes;
         }
+        const admission = endpoint.gate.take(target.model, now);
+        if (!admission.admitted) continue;
+        if (attempts > 0) upstream.countRetry(last?.outcome.kind ?? 'unknown');
+        else upstream.budget.recordFirstAttempt();
+        tried.add(pair);
         if (target.fallback && !announced.has(target)) {
           announced.add(target);
           upstream.countFallback(req.model ?? '', target.model ?? '');
           log.warn({ upstream: upstream.config.name, requestId: req.requestId, from: req.model, to: target.model }, 'falling back to a smaller model');
         }
         attempts++;
-        endpoint.inflight++;
-        endpoint.inflightGauge.inc();
+        const attempt = new Attempt(endpoint, admission.ticket, target.model, { requestId: req.requestId, retry }, clock, req.deadline, req.appSignal);
         const sent = performance.now();
-        const authUsed = endpoint.config.auth;
         let result: AttemptResult;
         try {
-          result = await forward(endpoint, req, bodyFor(req, endpoint, target), clock);
+          const cap = attempts < maxAttempts && otherTargetLeft(upstream, targets, tried, now) ? Math.max(0, (req.deadline - now) * FAILOVER_SHARE) : Infinity;
+          result = await forward(attempt, req, bodyFor(req, endpoint, target), clock, cap);
+        } catch (err) {
+          // a bug or a rewrite that threw: this attempt is Breakwater's failure, recorded once
+          log.error({ err, upstream: upstream.config.name, endpoint: endpoint.name, requestId: req.requestId }, 'attempt failed inside breakwater');
+          result = { kind: 'failed', outcome: { kind: 'internal', code: 'exception' }, response: undefined };
         } finally {
           providerMs += performance.now() - sent;
         }
         if (result.kind === 'answer') {
-          return commit(req, res, { endpoint, ticket: admission.ticket, result, attempts, fallbackModel: target.fallback ? target.model : undefined, providerMs, authUsed }, deps);
+          return { kind: 'answer', attempt, result, attempts, fallbackModel: target.fallback ? target.model : undefined, providerMs };
         }
-        endpoint.inflight--;
-        endpoint.inflightGauge.dec();
-        endpoint.record(admission.ticket, result.outcome, target.model, { requestId: req.requestId, ...retry, authUsed });
-        if (result.outcome.kind === 'cancelled') {
-          if (result.outcome.reason === 'client_disconnected') return 'cancelled';
-          deadlineHit = true;
-          break passes;
-        }
+        attempt.settle(result.outcome);
+        const decision = retryDecision(result.outcome);
+        if (decision === 'cancelled') return { kind: 'cancelled' };
         last = { endpoint, outcome: result.outcome, response: result.response };
-        const more = req.retryable && result.outcome.kind !== 'internal' && attempts < maxAttempts;
+        const more = req.retryable && decision === 'failover' && attempts < maxAttempts;
         log.info(
           { upstream: upstream.config.name, endpoint: endpoint.name, requestId: req.requestId, model: target.model, attempt: attempts, outcome: describeOutcome(result.outcome) },
           more ? 'attempt failed: failing over' : 'attempt failed: no attempts left',
         );
-        if (!more) break passes;
+        if (!more) {
+          stopped = true;
+          break passes;
+        }
       }
     }
     // A whole pass without an answer: wait (only now, when nothing else is left) and go again:
-    // after a backoff if some endpoint would take the request now, or until a provider's
-    // Retry-After ends. Endpoints behind an open breaker are not waited for: fail fast.
+    // after a backoff if some endpoint would take the request now, or until a provider's short
+    // wait ends. Endpoints behind an open breaker are not waited for: fail fast.
     if (attempts === 0 || attempts >= maxAttempts) break;
     const now = clock.now();
     const next = nextAvailable(upstream, targets, now);
     if (next.kind === 'open') break;
-    const wait = next.kind === 'now' ? backoffMs(++waits, retry.backoff) : Math.max(next.at - now, backoffMs(++waits, retry.backoff));
-    if (now + wait >= req.deadline || wait > retry.maxRetryAfterMs) break;
+    const backoff = backoffMs(++waits, retry.backoff, random);
+    const wait = next.kind === 'now' ? backoff : Math.max(next.at - now, backoff);
+    if (now + wait >= req.deadline) break;
+    if (wait > retry.backoff.maxMs) {
+      longWait = wait; // not slept inside a request: the app hears it at once
+      break;
+    }
     const slept = performance.now();
     try {
       await clock.sleep(wait, req.appSignal);
     } catch {
-      return 'cancelled';
+      return { kind: 'cancelled' };
     } finally {
       providerMs += performance.now() - slept;
     }
   }
 
-  return giveUp(req, res, { attempts, last, budgetSpent, deadlineHit, providerMs }, deps);
+  return giveUp(req, { attempts, last, budgetSpent, stopped, longWait, providerMs }, clock.now());
 }
 
+/** Is there an (endpoint, target) this request has not tried that could serve it now or soon? */
+function otherTargetLeft(upstream: UpstreamRuntime, targets: readonly Target[], tried: ReadonlySet<string>, now: number): boolean {
+  for (const target of targets) {
+    for (const endpoint of upstream.endpoints) {
+      if (endpoint.retired || tried.has(`${endpoint.config.key}\n${target.model ?? ''}`)) continue;
+      if (endpoint.gate.peek(target.model, now).kind !== 'open') return true;
+    }
+  }
+  return false;
+}
+
+const RANK: Record<Availability['kind'], number> = { now: 0, held: 1, open: 2 };
+
 /** The best availability over every (endpoint, target): now beats held beats open; earliest first. */
-function nextAvailable(upstream: UpstreamRuntime, targets: readonly Target[], now: number): Availability {
-  const rank = { now: 0, held: 1, open: 2 } as const;
-  let best: Availability = { kind: 'open', at: Infinity };
+export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Target[], now: number): Availability {
+  let best: Exclude<Availability, { kind: 'now' }> = { kind: 'open', at: Infinity, reason: 'no endpoint' };
   for (const endpoint of upstream.endpoints) {
     if (endpoint.retired) continue;
     for (const target of targets) {
-      const a = endpoint.availability(target.model, now);
-      if (rank[a.kind] < rank[best.kind] || (a.kind === best.kind && a.at < best.at)) best = a;
+      const a = endpoint.gate.peek(target.model, now);
+      if (a.kind === 'now') return a;
+      if (RANK[a.kind] < RANK[best.kind] || (a.kind === best.kind && a.at < best.at)) best = a;
     }
   }
   return best;
@@ -185,40 +205,41 @@ function nextAvailable(upstream: UpstreamRuntime, targets: readonly Target[], no
 
 function giveUp(
   req: ProxyRequest,
-  res: ServerResponse,
-  state: { attempts: number; last: Failure | undefined; budgetSpent: boolean; deadlineHit: boolean; providerMs: number },
-  deps: LoopDeps,
-): RequestOutcome {
-  const { upstream, requestId } = req;
-  const { dialect } = upstream;
-  const now = deps.clock.now();
-  const readyAt = nextAvailable(upstream, targetsFor(req), now).at;
-  const retryAfterMs = Number.isFinite(readyAt) && readyAt > now ? readyAt - now : undefined;
-  upstream.counters.overhead.observe(Math.max(0, performance.now() - req.startedAt - state.providerMs) / 1000);
-  const { last } = state;
+  state: { attempts: number; last: Failure | undefined; budgetSpent: boolean; stopped: boolean; longWait: number | undefined; providerMs: number },
+  now: number,
+): GiveUp {
+  const { upstream } = req;
+  const name = upstream.config.name;
+  const { attempts, last, providerMs } = state;
+  const next = nextAvailable(upstream, targetsFor(req), now);
+  const readyIn = next.kind === 'now' ? undefined : Number.isFinite(next.at) && next.at > now ? next.at - now : undefined;
+  const retryAfterMs = state.longWait ?? readyIn;
   if (last?.response) {
-    sendProviderError(res, last.response, requestId, { attempts: state.attempts, endpoint: last.endpoint.name, retryAfterMs });
-    return 'upstream_error';
+    return { kind: 'provider_error', response: last.response, endpoint: last.endpoint.name, attempts, retryAfterMs, providerMs };
   }
-  if (last && state.budgetSpent) {
-    sendOwnError(res, dialect, 'budget_exhausted', `upstream "${upstream.config.name}" failed (${describeOutcome(last.outcome)}) and its retry budget is spent`, requestId, {
-      attempts: state.attempts,
-      retryAfterMs,
-    });
-    return 'upstream_error';
+  const refused = (error: OwnErrorKind, message: string, outcome: 'upstream_error' | 'unavailable' | 'deadline', after = retryAfterMs): GiveUp => ({
+    kind: 'refused',
+    error,
+    message,
+    attempts,
+    retryAfterMs: after,
+    providerMs,
+    outcome,
+  });
+  if (last && state.budgetSpent) return refused('budget_exhausted', `upstream "${name}" failed (${describeOutcome(last.outcome)}) and its retry budget is spent`, 'upstream_error');
+  if (last?.outcome.kind === 'cancelled') {
+    // the deadline cut the last attempt: answered before the app's own timer fires, so its SDK does not retry
+    return refused('deadline_exceeded', `upstream "${name}": the request deadline passed during attempt ${attempts}`, 'deadline', undefined);
   }
   if (last) {
-    const timedOut = last.outcome.kind === 'timeout';
-    sendOwnError(res, dialect, timedOut ? 'upstream_timeout' : last.outcome.kind === 'internal' ? 'internal' : 'upstream_unavailable', `upstream "${upstream.config.name}" failed: ${describeOutcome(last.outcome)} after ${state.attempts} attempt(s)`, requestId, {
-      attempts: state.attempts,
-      retryAfterMs,
-    });
-    return 'upstream_error';
+    const kind = last.outcome.kind === 'timeout' ? 'upstream_timeout' : last.outcome.kind === 'internal' ? 'internal' : 'upstream_unavailable';
+    return refused(kind, `upstream "${name}" failed: ${describeOutcome(last.outcome)} after ${attempts} attempt(s)`, 'upstream_error');
   }
-  if (state.deadlineHit || now >= req.deadline) {
-    sendOwnError(res, dialect, 'deadline_exceeded', 'the request deadline passed before an endpoint could be tried', requestId, { attempts: state.attempts });
-    return 'deadline';
+  if (now >= req.deadline) return refused('deadline_exceeded', 'the request deadline passed before an endpoint could be tried', 'deadline', undefined);
+  // nothing was tried: say what is in the way, once
+  if (next.kind === 'held') {
+    const what = next.scope === 'model' ? `model "${req.model ?? ''}" is held on every endpoint` : 'every endpoint is held';
+    return refused(next.scope === 'model' ? 'model_held' : 'endpoint_held', `upstream "${name}": ${what} (${next.reason}) until the provider's wait ends`, 'unavailable');
   }
-  sendOwnError(res, dialect, 'breaker_open', `every endpoint of upstream "${upstream.config.name}" is unavailable (breaker open or held)`, requestId, { attempts: 0, retryAfterMs: retryAfterMs ?? 1000 });
-  return 'unavailable';
+  return refused('breaker_open', `every endpoint of upstream "${name}" is unavailable (breaker open)`, 'unavailable', retryAfterMs ?? 1000);
 }

@@ -1,7 +1,10 @@
 // One breaker per endpoint. opossum keeps the rolling window and decides when to open;
 // this class adds what opossum lacks: a half-open ramp (several steps of concurrent trials),
-// holds that keep it open for a provider's Retry-After, and a state that is a discriminated
-// union, so "half-open with no step" cannot be written.
+// opening on N failures in a row, re-openings that grow (base x n, capped) with jitter so
+// replicas sharing an outage do not all probe in the same millisecond, holds that keep it
+// open for a provider's Retry-After, and a state that is a discriminated union, so
+// "half-open with no step" cannot be written. Reading the state has no side effect: the
+// open -> half-open move happens on admit() or on its timer.
 import CircuitBreaker from 'opossum';
 import type { Clock } from '../clock.ts';
 import type { BreakerConfig } from '../config/runtime.ts';
@@ -31,6 +34,13 @@ export interface Transition {
 /** Epochs are unique across breaker instances, so a ticket from a replaced breaker never matches. */
 let epochs = 0;
 
+/** a full half-open step: ask again this much later (the step's trials finish in about that time) */
+const HALF_OPEN_FULL_RETRY_MS = 100;
+/** re-opening after a failed half-open grows to at most this many open durations */
+export const MAX_REOPEN_FACTOR = 8;
+/** up to this fraction of an open duration is added at random, so replicas wake apart */
+export const OPEN_JITTER = 0.1;
+
 const FAILURE = Object.freeze(new Error('attempt failed')) as Error;
 type Fire = (verdict: 'success' | 'failure') => Promise<void>;
 const action: Fire = (verdict) => (verdict === 'success' ? Promise.resolve() : Promise.reject(FAILURE));
@@ -45,10 +55,22 @@ export class Breaker {
   /** the latest time a provider asked us to stay away (Retry-After), extends the next opening */
   #holdUntil = 0;
   #onTransition: (t: Transition, state: BreakerState) => void;
+  #random: () => number;
+  /** failures in a row while closed */
+  #consecutive = 0;
+  /** openings since the breaker last closed: the n of base x n */
+  #openings = 0;
 
-  constructor(config: BreakerConfig, clock: Clock, onTransition: (t: Transition, state: BreakerState) => void, seed?: BreakerState) {
+  constructor(
+    config: BreakerConfig,
+    clock: Clock,
+    onTransition: (t: Transition, state: BreakerState) => void,
+    seed?: BreakerState,
+    random: () => number = Math.random,
+  ) {
     this.config = config;
     this.#clock = clock;
+    this.#random = random;
     this.#onTransition = onTransition;
     this.#cb = this.#newCircuit();
     const now = clock.now();
@@ -56,8 +78,8 @@ export class Breaker {
     if (seed && seed.kind !== 'closed') this.#seed(seed);
   }
 
+  /** the state as last moved; an open state whose time is up is half-open in effect (see availableAt) */
   get state(): BreakerState {
-    this.#refresh();
     return this.#state;
   }
 
@@ -67,10 +89,15 @@ export class Breaker {
     return { fires: s.fires, failures: s.failures, successes: s.successes };
   }
 
-  /** the earliest time this breaker may admit something (now when it admits now) */
-  availableAt(): number {
-    this.#refresh();
-    return this.#state.kind === 'open' ? this.#state.until : this.#clock.now();
+  /**
+   * Without side effects: when this breaker may admit something. `now` when it would admit now;
+   * later when it is open, or half-open with every trial slot of the step taken.
+   */
+  availableAt(now: number): number {
+    const s = this.#state;
+    if (s.kind === 'open') return Math.max(now, s.until);
+    if (s.kind === 'halfOpen' && s.admitted >= (this.config.halfOpenRamp[s.step] ?? 1)) return now + HALF_OPEN_FULL_RETRY_MS;
+    return now;
   }
 
   admit(): Admission {
@@ -83,7 +110,7 @@ export class Breaker {
         return { admitted: false, retryAt: s.until };
       case 'halfOpen': {
         const allowance = this.config.halfOpenRamp[s.step] ?? 1;
-        if (s.admitted >= allowance) return { admitted: false, retryAt: this.#clock.now() + 100 };
+        if (s.admitted >= allowance) return { admitted: false, retryAt: this.#clock.now() + HALF_OPEN_FULL_RETRY_MS };
         s.admitted++;
         return { admitted: true, ticket: { epoch: this.#epoch, trial: true } };
       }
@@ -95,14 +122,22 @@ export class Breaker {
     if (ticket.epoch !== this.#epoch) return; // admitted under an earlier state: that episode is over
     const s = this.#state;
     if (s.kind === 'closed') {
-      if (verdict !== 'ignore') this.#cb.fire(verdict).catch(() => undefined);
+      if (verdict === 'ignore') return;
+      this.#consecutive = verdict === 'failure' ? this.#consecutive + 1 : 0;
+      const limit = this.config.consecutiveFailures;
+      if (limit > 0 && this.#consecutive >= limit) {
+        this.#openFor(this.config.openDurationMs, `${this.#consecutive} failures in a row`);
+        return;
+      }
+      this.#cb.fire(verdict).catch(() => undefined);
       return;
     }
     if (s.kind !== 'halfOpen' || !ticket.trial) return;
     if (verdict === 'ignore') {
       s.admitted = Math.max(0, s.admitted - 1); // the trial told us nothing: free its slot
     } else if (verdict === 'failure') {
-      this.#openFor(this.config.openDurationMs, 'half-open trial failed');
+      // a dead endpoint is probed less and less often: base x n, capped
+      this.#openFor(this.config.openDurationMs * Math.min(this.#openings + 1, MAX_REOPEN_FACTOR), 'half-open trial failed');
     } else {
       s.succeeded++;
       const allowance = this.config.halfOpenRamp[s.step] ?? 1;
@@ -178,7 +213,10 @@ export class Breaker {
 
   #openFor(durationMs: number, reason: string): void {
     const now = this.#clock.now();
-    const until = Math.max(now + durationMs, this.#holdUntil);
+    this.#openings++;
+    this.#consecutive = 0;
+    const jitter = Math.floor(this.#random() * durationMs * OPEN_JITTER);
+    const until = Math.max(now + durationMs + jitter, this.#holdUntil);
     this.#set({ kind: 'open', since: now, until, reason }, reason, true);
     this.#cb.open(); // after the state change, so opossum's 'open' event is not mistaken for a new decision
     this.#schedule(until);
@@ -189,6 +227,8 @@ export class Breaker {
     // a fresh window: the failures that opened the breaker must not reopen it at once
     this.#cb.shutdown();
     this.#cb = this.#newCircuit();
+    this.#openings = 0;
+    this.#consecutive = 0;
     this.#set({ kind: 'closed', since: this.#clock.now() }, reason, true);
   }
 

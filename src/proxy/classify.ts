@@ -2,6 +2,7 @@
 // breaker, metrics, logs) reads the Outcome this returns.
 import type { DialectRules, PathKind } from './dialects/types.ts';
 import type { Outcome } from './outcome.ts';
+import type { SseOverflow } from './stream.ts';
 import { retryAfterMs } from './retry.ts';
 
 /** Why Breakwater itself aborted an attempt. */
@@ -14,6 +15,12 @@ const CONNECT_CODES = new Set([
   'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'ERR_TLS_CERT_ALTNAME_INVALID', 'CERT_HAS_EXPIRED',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
 ]);
+
+/**
+ * This process ran out of something (file descriptors, memory, socket buffers): the request
+ * never left, and no provider may be blamed for it.
+ */
+const LOCAL_CODES = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS']);
 
 /** A transport-level failure (no usable response) as an outcome. */
 export function classifyTransport(error: unknown, cause: AbortCause | undefined): Outcome {
@@ -30,8 +37,12 @@ export function classifyTransport(error: unknown, cause: AbortCause | undefined)
     case 'Z_BUF_ERROR':
     case 'ERR_INVALID_CHAR':
       return { kind: 'invalid_response', reason: 'corrupt compressed body' };
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      // the provider sent more header bytes than undici accepts: its answer is unusable, fail over
+      return { kind: 'invalid_response', reason: 'response headers over the limit' };
     default:
       if (typeof code !== 'string') return { kind: 'connect', code: 'unknown' };
+      if (LOCAL_CODES.has(code)) return { kind: 'internal', code };
       if (CONNECT_CODES.has(code) || isNetworkCode(code)) return { kind: 'connect', code };
       // undici's and Node's own argument errors: Breakwater built a request it cannot send
       return { kind: 'internal', code };
@@ -60,8 +71,26 @@ export function classifyHttpError(
   headers: Record<string, string | string[] | undefined>,
   body: unknown,
   now: number,
+  path: PathKind,
 ): Outcome {
-  return dialect.classifyError({ status, body, retryAfterMs: retryAfterMs(headers, now) });
+  return dialect.classifyError({ status, body, retryAfterMs: retryAfterMs(headers, now), path });
+}
+
+/**
+ * An SSE `error` event from the provider (before or after the commit), through the same dialect
+ * rules as an HTTP error: a streamed Anthropic overloaded_error is a model-scoped throttle, a
+ * streamed rate_limit_exceeded too; anything else is the provider's failure (a 500 in effect).
+ */
+export function classifyStreamError(dialect: DialectRules, data: string | undefined, path: PathKind): Outcome {
+  let body: unknown;
+  try {
+    body = data === undefined ? undefined : JSON.parse(data);
+  } catch {
+    body = undefined;
+  }
+  const outcome = dialect.classifyError({ status: 500, body, retryAfterMs: undefined, path });
+  // a stream that started is never the request's own fault: a 4xx-looking body is still a failure
+  return outcome.kind === 'client_fault' ? { kind: 'server_error', status: 500, retryAfterMs: undefined } : outcome;
 }
 
 /** A 2xx JSON body: ok (with the parsed body), or invalid (malformed, empty, an error in disguise). */
@@ -79,4 +108,10 @@ export function classifyJsonBody(
   }
   const reason = dialect.invalidBody(body, checks, path);
   return { outcome: reason === undefined ? { kind: 'ok' } : { kind: 'invalid_response', reason }, body };
+}
+
+/** A stream past one of the SSE scanner's limits (stream.ts): it cannot be relayed whole. */
+export function classifySseOverflow(overflow: SseOverflow): Outcome {
+  const size = overflow.bytes % 1048576 === 0 ? `${overflow.bytes / 1048576} MiB` : `${overflow.bytes} bytes`;
+  return { kind: 'invalid_response', reason: overflow.limit === 'event' ? `SSE event over ${size}` : `over ${size} of SSE before the first event` };
 }

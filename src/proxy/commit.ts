@@ -1,47 +1,36 @@
 // After the commit point: write the answer to the app. A JSON body goes out whole; a stream
 // is relayed event by event, and if it breaks (cut, stalled past timeouts.idle, no terminal
-// event) the app gets an explicit SSE error event and the breaker is charged. The attempt's
-// outcome is recorded here, once, when the response completes.
+// event, an event over its limit) the app gets an explicit SSE error event (unless the
+// provider's own error event already told it) and the breaker is charged. The attempt is
+// settled here, once, when the response completes.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { AuthConfig } from '../config/runtime.ts';
-import type { Ticket } from './breaker.ts';
-import type { EndpointRuntime } from './endpoint.ts';
-import type { AttemptResult, LiveAttempt, ResponseBody } from './forward.ts';
-import type { LoopDeps, ProxyRequest } from './attempt.ts';
+import type { Answer, LoopDeps, ProxyRequest } from './attempt.ts';
+import { classifyBodyError, classifySseOverflow, classifyStreamError } from './classify.ts';
+import type { Attempt, ResponseBody } from './forward.ts';
 import { describeOutcome, type Outcome } from './outcome.ts';
-import { responseHeaders } from './rescue.ts';
-import { writeWithBackpressure } from './stream.ts';
-import { classifyBodyError } from './classify.ts';
+import { responseHeaders } from './headers.ts';
+import { writeWithBackpressure, type SseOverflow } from './stream.ts';
 
 export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected';
 
-export interface Committed {
-  endpoint: EndpointRuntime;
-  ticket: Ticket;
-  result: Extract<AttemptResult, { kind: 'answer' }>;
-  attempts: number;
-  fallbackModel: string | undefined;
-  providerMs: number;
-  authUsed: AuthConfig | undefined;
-}
-
-function headersFor(req: ProxyRequest, c: Committed): OutgoingHttpHeaders {
-  const headers = responseHeaders(c.result.headers, c.result.body.kind !== 'raw');
+function headersFor(req: ProxyRequest, a: Answer): OutgoingHttpHeaders {
+  const headers = responseHeaders(a.result.headers, a.result.body.kind !== 'raw');
   headers['x-breakwater-request-id'] = req.requestId;
-  headers['x-breakwater-endpoint'] = c.endpoint.name;
-  headers['x-breakwater-attempts'] = String(c.attempts);
-  if (c.fallbackModel !== undefined) headers['x-breakwater-fallback-model'] = c.fallbackModel;
-  if (c.result.status >= 400) headers['x-should-retry'] = 'false';
+  headers['x-breakwater-endpoint'] = a.attempt.endpoint.name;
+  headers['x-breakwater-attempts'] = String(a.attempts);
+  if (a.fallbackModel !== undefined) headers['x-breakwater-fallback-model'] = a.fallbackModel;
+  if (a.result.status >= 400) headers['x-should-retry'] = 'false';
   return headers;
 }
 
-export async function commit(req: ProxyRequest, res: ServerResponse, c: Committed, deps: LoopDeps): Promise<RequestOutcome> {
-  const { endpoint, result } = c;
-  const { live } = result;
-  const headers = headersFor(req, c);
-  const overhead = () => req.upstream.counters.overhead.observe(Math.max(0, performance.now() - req.startedAt - c.providerMs) / 1000);
+/** Writes the answer and settles its attempt (exactly once, whatever throws). */
+export async function commit(req: ProxyRequest, res: ServerResponse, answer: Answer, deps: LoopDeps): Promise<RequestOutcome> {
+  const { result, attempt } = answer;
+  const { endpoint } = attempt;
   let outcome: Outcome = result.outcome;
   try {
+    const headers = headersFor(req, answer);
+    const overhead = () => req.upstream.counters.overhead.observe(Math.max(0, performance.now() - req.startedAt - answer.providerMs) / 1000);
     switch (result.body.kind) {
       case 'buffered':
         headers['content-length'] = result.body.bytes.length;
@@ -54,20 +43,21 @@ export async function commit(req: ProxyRequest, res: ServerResponse, c: Committe
         headers['cache-control'] = 'no-cache';
         res.writeHead(result.status, headers);
         overhead();
-        outcome = await relaySse(req, res, result.body, live);
+        outcome = await relaySse(req, res, result.body, attempt);
         endpoint.recordTokens(result.body.scanner.inputTokens, result.body.scanner.outputTokens);
         break;
       case 'raw':
         res.writeHead(result.status, headers);
         overhead();
-        outcome = await relayRaw(req, res, result.body.stream, live);
+        outcome = await relayRaw(req, res, result.body.stream, attempt);
         break;
     }
+  } catch (err) {
+    outcome = { kind: 'internal', code: 'exception' };
+    deps.log.error({ err, upstream: req.upstream.config.name, endpoint: endpoint.name, requestId: req.requestId }, 'writing the answer failed inside breakwater');
+    res.destroy();
   } finally {
-    live.dispose();
-    endpoint.inflight--;
-    endpoint.inflightGauge.dec();
-    endpoint.record(c.ticket, outcome, c.fallbackModel ?? req.model, { requestId: req.requestId, ...req.upstream.config.retry, authUsed: c.authUsed });
+    attempt.settle(outcome);
   }
   if (outcome.kind === 'cancelled') return 'cancelled';
   if (outcome.kind !== 'ok' && outcome.kind !== 'client_fault') {
@@ -81,7 +71,7 @@ export async function commit(req: ProxyRequest, res: ServerResponse, c: Committe
  * Writes one chunk to the app. While the app's socket is full the idle timer is paused (a slow
  * reader is not the provider's fault); the deadline still applies and ends the wait.
  */
-async function send(res: ServerResponse, chunk: string | Buffer, live: LiveAttempt, idleMs: number): Promise<void> {
+async function send(res: ServerResponse, chunk: string | Buffer, live: Attempt, idleMs: number): Promise<void> {
   const full = writeWithBackpressure(res, chunk, live.controller.signal);
   if (!full) return;
   live.disarm();
@@ -91,35 +81,44 @@ async function send(res: ServerResponse, chunk: string | Buffer, live: LiveAttem
 }
 
 /** An abort or cut after the commit, as an outcome; the app's own disconnect is nothing. */
-function brokenOutcome(error: unknown, live: LiveAttempt): Outcome {
+function brokenOutcome(error: unknown, live: Attempt): Outcome {
   const cause = live.cause;
   if (cause?.kind === 'cancelled') return { kind: 'cancelled', reason: cause.reason };
   return classifyBodyError(error, cause);
 }
 
-async function relaySse(req: ProxyRequest, res: ServerResponse, body: Extract<ResponseBody, { kind: 'sse' }>, live: LiveAttempt): Promise<Outcome> {
-  const { scanner, rest, decoder } = body;
+async function relaySse(req: ProxyRequest, res: ServerResponse, body: Extract<ResponseBody, { kind: 'sse' }>, live: Attempt): Promise<Outcome> {
+  const { scanner, rest } = body;
   const idleMs = req.timeouts.idleMs;
   let outcome: Outcome;
+  let overflow: SseOverflow | undefined;
   try {
     await send(res, body.first, live, idleMs);
     for (;;) {
       const next = await rest.next();
       if (next.done) break;
       live.touch();
-      const text = scanner.push(decoder.decode(next.value, { stream: true }));
-      if (text !== '') await send(res, text, live, idleMs);
+      const events = scanner.push(next.value);
+      if (!Buffer.isBuffer(events)) {
+        overflow = events;
+        rest.return?.().catch(() => undefined); // stop reading: closes the provider's stream
+        break;
+      }
+      if (events.length > 0) await send(res, events, live, idleMs);
     }
-    outcome = !scanner.sawTerminal
-      ? { kind: 'invalid_response', reason: 'stream ended without its terminal event' }
-      : scanner.errorData === undefined
-        ? { kind: 'ok' }
-        : { kind: 'server_error', status: 200, retryAfterMs: undefined };
+    outcome = overflow
+      ? classifySseOverflow(overflow)
+      : scanner.errorData !== undefined
+        ? classifyStreamError(req.dialect, scanner.errorData, req.pathKind)
+        : !scanner.sawTerminal
+          ? { kind: 'invalid_response', reason: 'stream ended without its terminal event' }
+          : { kind: 'ok' };
   } catch (error) {
     outcome = brokenOutcome(error, live);
   }
   if (outcome.kind === 'cancelled' && outcome.reason === 'client_disconnected') return outcome;
-  if (outcome.kind !== 'ok') {
+  // the provider's own error event already reached the app: it is not told twice
+  if (outcome.kind !== 'ok' && scanner.errorData === undefined) {
     if (res.destroyed || res.writableNeedDrain) {
       res.destroy(); // an app that is not reading cannot be told more politely
       return outcome;
@@ -132,7 +131,7 @@ async function relaySse(req: ProxyRequest, res: ServerResponse, body: Extract<Re
   return outcome;
 }
 
-async function relayRaw(req: ProxyRequest, res: ServerResponse, stream: NodeJS.ReadableStream, live: LiveAttempt): Promise<Outcome> {
+async function relayRaw(req: ProxyRequest, res: ServerResponse, stream: NodeJS.ReadableStream, live: Attempt): Promise<Outcome> {
   try {
     for await (const chunk of stream) {
       live.touch();

@@ -1,55 +1,61 @@
-// One provider endpoint at run time: its connection pool, its breaker, its holds and its
+// One provider endpoint at run time: its connection pool, its gate (breaker and holds) and its
 // counters. Survives config swaps while its identity (upstream, name, url) is unchanged.
-import { EnvHttpProxyAgent, Pool, type Dispatcher } from 'undici';
+import { EnvHttpProxyAgent, Pool as UndiciPool } from 'undici';
 import type { Clock } from '../clock.ts';
 import type { AuthConfig, BreakerConfig, EndpointConfig, TimeoutsConfig } from '../config/runtime.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { Breaker, type BreakerState, type Ticket, type Transition } from './breaker.ts';
-import { breakerVerdict, describeOutcome, type Outcome, type OutcomeKind } from './outcome.ts';
+import type { Breaker, BreakerState, Ticket, Transition } from './breaker.ts';
+import { ACCOUNT_HOLD_MS, EndpointGate } from './gate.ts';
+import type { DispatcherFactory, Pool, PoolLease, PoolStore } from './pools.ts';
+import type { Outcome, OutcomeKind } from './outcome.ts';
 
-/** Account errors (bad key, no quota) will not fix themselves in seconds: keep the endpoint out this long. */
-export const ACCOUNT_HOLD_MS = 5 * 60_000;
+export { ACCOUNT_HOLD_MS };
 
-export type Availability = { kind: 'now' | 'held' | 'open'; at: number };
-
-export type EndpointAdmission =
-  | { admitted: true; ticket: Ticket }
-  | { admitted: false; retryAt: number; why: 'open' | 'half_open_full' | 'held' | 'model_held' };
+/** plain http to this host never goes through HTTP(S)_PROXY: a proxy would see the key in cleartext */
+export function isLocalPlainHttp(url: URL): boolean {
+  if (url.protocol !== 'http:') return false;
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\./.test(host) || host.endsWith('.svc') || host.endsWith('.cluster.local') || host.endsWith('.svc.cluster.local');
+}
 
 function proxyConfigured(): boolean {
   const env = process.env;
   return Boolean(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy);
 }
 
-function sameBreakerConfig(a: BreakerConfig, b: BreakerConfig): boolean {
-  return (
-    a.errorThresholdPercentage === b.errorThresholdPercentage &&
-    a.volumeThreshold === b.volumeThreshold &&
-    a.rollingWindowMs === b.rollingWindowMs &&
-    a.openDurationMs === b.openDurationMs &&
-    a.halfOpenRamp.join() === b.halfOpenRamp.join() &&
-    [...a.failOn].sort().join() === [...b.failOn].sort().join()
-  );
+/** through HTTP(S)_PROXY, or direct (always direct for plain-http local endpoints) */
+export function egressRoute(endpoint: EndpointConfig): 'proxy' | 'direct' {
+  return proxyConfigured() && !isLocalPlainHttp(new URL(endpoint.url)) ? 'proxy' : 'direct';
 }
+
+export const defaultDispatcher: DispatcherFactory = (endpoint, { connectMs }) => {
+  const connect = { timeout: connectMs };
+  // Egress honours HTTPS_PROXY/NO_PROXY (but never for plain-http local endpoints); without a
+  // proxy, one keep-alive pool per origin (shared through the PoolStore).
+  if (egressRoute(endpoint) === 'proxy') return new EnvHttpProxyAgent({ connect, keepAliveTimeout: 30_000 });
+  return new UndiciPool(endpoint.origin, { connect, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
+};
 
 export interface EndpointDeps {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
+  /** where endpoints lease their connection pool (one per origin) */
+  pools: PoolStore;
+  random?: () => number;
 }
 
 export class EndpointRuntime {
   readonly upstream: string;
   config: EndpointConfig;
-  breaker: Breaker;
-  dispatcher: Dispatcher;
+  readonly gate: EndpointGate;
+  #pool: PoolLease;
   inflight = 0;
   /** removed by a config swap: requests still running on an older snapshot must skip it */
   retired = false;
   #connectMs: number;
-  #hold: { until: number; reason: string } | undefined;
-  #modelHolds = new Map<string, number>();
+  #breakerKey: string;
   #deps: EndpointDeps;
   #attemptCounters = new Map<OutcomeKind, { inc(): void }>();
   readonly inflightGauge: { inc(): void; dec(): void };
@@ -61,8 +67,9 @@ export class EndpointRuntime {
     this.config = config;
     this.#deps = deps;
     this.#connectMs = timeouts.connectMs;
-    this.dispatcher = this.#newDispatcher();
-    this.breaker = this.#newBreaker(breaker);
+    this.#pool = deps.pools.acquire(config, this.#connectMs);
+    this.#breakerKey = breaker.key;
+    this.gate = new EndpointGate(breaker, deps.clock, (t) => this.#onTransition(t), deps.random);
     this.inflightGauge = deps.metrics.inflight.labels(upstream, config.name);
     this.ttfb = deps.metrics.ttfb.labels(upstream, config.name);
     this.#tokens = { input: deps.metrics.tokens.labels(upstream, config.name, 'input'), output: deps.metrics.tokens.labels(upstream, config.name, 'output') };
@@ -73,57 +80,36 @@ export class EndpointRuntime {
     return this.config.name;
   }
 
+  get dispatcher(): Pool {
+    return this.#pool.dispatcher;
+  }
+
+  get breaker(): Breaker {
+    return this.gate.breaker;
+  }
+
   /** A swap kept this endpoint: take the new settings, keep the breaker's state and the pool. */
   reconfigure(config: EndpointConfig, breaker: BreakerConfig, timeouts: TimeoutsConfig): void {
-    const authChanged = !(config.auth?.value.equals(this.config.auth?.value) ?? this.config.auth === undefined);
+    const keyChanged = !(config.auth?.value.equals(this.config.auth?.value) ?? this.config.auth === undefined);
     this.config = config;
-    if (authChanged && this.#hold) this.#hold = undefined; // a new key deserves a new chance
-    if (!sameBreakerConfig(this.breaker.config, breaker)) {
-      const state = this.breaker.state;
-      this.breaker.dispose();
-      this.breaker = this.#newBreaker(breaker, state);
+    if (keyChanged) this.gate.keyRotated();
+    // the key is computed at compile time from every breaker field: no hand-kept field list
+    if (breaker.key !== this.#breakerKey) {
+      this.#breakerKey = breaker.key;
+      this.gate.reconfigure(breaker);
     }
     if (timeouts.connectMs !== this.#connectMs) {
-      const old = this.dispatcher;
+      const old = this.#pool;
       this.#connectMs = timeouts.connectMs;
-      this.dispatcher = this.#newDispatcher();
-      old.close().catch(() => undefined);
+      this.#pool = this.#deps.pools.acquire(config, this.#connectMs);
+      old.release().catch(() => undefined);
     }
   }
 
-  admit(model: string | undefined, now: number): EndpointAdmission {
-    if (this.#hold && this.#hold.until > now) return { admitted: false, retryAt: this.#hold.until, why: 'held' };
-    if (model !== undefined && this.#modelHolds.size > 0) {
-      const until = this.#modelHolds.get(model);
-      if (until !== undefined) {
-        if (until > now) return { admitted: false, retryAt: until, why: 'model_held' };
-        this.#modelHolds.delete(model);
-      }
-    }
-    const a = this.breaker.admit();
-    if (a.admitted) return a;
-    return { admitted: false, retryAt: a.retryAt, why: this.breaker.state.kind === 'open' ? 'open' : 'half_open_full' };
-  }
-
   /**
-   * Whether admit() would say yes for this model, without taking a half-open slot. 'held' is a
-   * provider's own wait (worth sleeping for); 'open' is the breaker (fail fast instead).
-   */
-  availability(model: string | undefined, now: number): Availability {
-    // by state, not by comparing times: a closed breaker's availableAt() is its clock's now,
-    // which is later than `now` once a millisecond has passed
-    const state = this.breaker.state;
-    if (state.kind === 'open') return { kind: 'open', at: state.until };
-    let held = 0;
-    if (this.#hold && this.#hold.until > now) held = this.#hold.until;
-    const modelUntil = model === undefined ? undefined : this.#modelHolds.get(model);
-    if (modelUntil !== undefined && modelUntil > now) held = Math.max(held, modelUntil);
-    return held > 0 ? { kind: 'held', at: held } : { kind: 'now', at: now };
-  }
-
-  /**
-   * `authUsed` is the key the attempt was sent with: a 401 for a key that has since been
-   * rotated says nothing about the new one, so it does not hold the endpoint.
+   * One attempt's outcome, once (the Attempt handle calls this). `authUsed` is the key the
+   * attempt was sent with: a 401 for a key that has since been rotated says nothing about the
+   * new one, so it does not hold the endpoint.
    */
   record(
     ticket: Ticket,
@@ -131,41 +117,20 @@ export class EndpointRuntime {
     model: string | undefined,
     ctx: { requestId: string; maxRetryAfterMs: number; respectRetryAfter: boolean; authUsed: AuthConfig | undefined },
   ): void {
-    const now = this.#deps.clock.now();
     this.#count(outcome.kind);
-    this.breaker.record(ticket, breakerVerdict(outcome, this.breaker.config.failOn));
-    switch (outcome.kind) {
-      case 'account':
-        if (ctx.authUsed !== this.config.auth) break;
-        this.#hold = { until: now + ACCOUNT_HOLD_MS, reason: describeOutcome(outcome) };
-        this.#deps.log.error(
-          { upstream: this.upstream, endpoint: this.name, requestId: ctx.requestId, status: outcome.status, reason: outcome.reason, holdSeconds: ACCOUNT_HOLD_MS / 1000 },
-          'provider rejected the account or key: endpoint held out of rotation; check its API key and quota',
-        );
-        break;
-      case 'throttled':
-      case 'server_error': {
-        // holds follow the provider's own wait; without one, the breaker's window decides
-        if (!ctx.respectRetryAfter || outcome.retryAfterMs === undefined) break;
-        const until = now + Math.min(outcome.retryAfterMs, ctx.maxRetryAfterMs);
-        if (outcome.kind === 'throttled' && outcome.scope === 'model' && model !== undefined) {
-          this.#modelHolds.set(model, until);
-        } else {
-          this.#hold = { until: Math.max(until, this.#hold?.until ?? 0), reason: describeOutcome(outcome) };
-          this.breaker.hold(until);
-        }
-        break;
-      }
-      default:
-        break;
+    const currentKey = ctx.authUsed === this.config.auth;
+    this.gate.record(ticket, outcome, model, { maxRetryAfterMs: ctx.maxRetryAfterMs, respectRetryAfter: ctx.respectRetryAfter, currentKey });
+    if (outcome.kind === 'account' && currentKey) {
+      this.#deps.log.error(
+        { upstream: this.upstream, endpoint: this.name, requestId: ctx.requestId, status: outcome.status, reason: outcome.reason, holdSeconds: ACCOUNT_HOLD_MS / 1000 },
+        'provider rejected the account or key: endpoint held out of rotation; check its API key and quota',
+      );
     }
   }
 
   /** admin action (reset): close the breaker and drop every hold, so traffic returns at once */
   resetByOperator(): void {
-    this.#hold = undefined;
-    this.#modelHolds.clear();
-    this.breaker.reset();
+    this.gate.reset();
   }
 
   recordTokens(input: number, output: number): void {
@@ -175,7 +140,7 @@ export class EndpointRuntime {
 
   /** Snapshot for /debug/state (never the key). */
   describe(now: number) {
-    const state = this.breaker.state;
+    const { breaker: state, hold, modelHolds } = this.gate.describe(now);
     return {
       name: this.name,
       url: this.config.url,
@@ -183,13 +148,12 @@ export class EndpointRuntime {
       weight: this.config.weight,
       auth: this.config.auth ? { header: this.config.auth.header, source: this.config.auth.source } : null,
       breaker: { ...state, timeInStateMs: now - state.since, window: this.breaker.window() },
-      hold: this.#hold && this.#hold.until > now ? { until: this.#hold.until, reason: this.#hold.reason } : null,
-      modelHolds: Object.fromEntries([...this.#modelHolds].filter(([, until]) => until > now)),
+      hold,
+      modelHolds,
       inflight: this.inflight,
     };
   }
 
-  /** Removed from config: let in-flight requests finish, then close the pool. */
   /**
    * Removed from config: let in-flight requests finish, then close the pool. `keepSeries`: an
    * endpoint of the same name (a new url) took over, and its breaker_state series stay.
@@ -197,9 +161,9 @@ export class EndpointRuntime {
   async drain(keepSeries = false): Promise<void> {
     this.retired = true;
     try {
-      await this.dispatcher.close();
+      await this.#pool.release();
     } finally {
-      this.breaker.dispose();
+      this.gate.dispose();
       if (!keepSeries) for (const state of ['closed', 'open', 'halfOpen']) this.#deps.metrics.breakerState.remove(this.upstream, this.name, state);
     }
   }
@@ -211,10 +175,6 @@ export class EndpointRuntime {
       this.#attemptCounters.set(kind, counter);
     }
     counter.inc();
-  }
-
-  #newBreaker(config: BreakerConfig, seed?: BreakerState): Breaker {
-    return new Breaker(config, this.#deps.clock, (t) => this.#onTransition(t), seed);
   }
 
   #onTransition(t: Transition): void {
@@ -232,10 +192,4 @@ export class EndpointRuntime {
     }
   }
 
-  #newDispatcher(): Dispatcher {
-    const connect = { timeout: this.#connectMs };
-    // Egress honours HTTPS_PROXY/NO_PROXY; without a proxy, one keep-alive pool per endpoint origin.
-    if (proxyConfigured()) return new EnvHttpProxyAgent({ connect, keepAliveTimeout: 30_000 });
-    return new Pool(this.config.origin, { connect, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 600_000 });
-  }
 }

@@ -1,13 +1,14 @@
 // One attempt against one endpoint, up to the commit point: send the request, wait for the
 // headers, and read far enough to know the answer is real (a whole JSON body, or a stream's
-// first data event). Nothing is written to the app here, so any failure can still fail over.
+// first content event). Nothing is written to the app here, so any failure can still fail
+// over. The Attempt handle owns the attempt's bookkeeping from admission to settle().
 import type { IncomingHttpHeaders } from 'node:http';
-import { TextDecoder } from 'node:util';
-import { pipeline, type Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
 import type { Clock } from '../clock.ts';
-import type { TimeoutsConfig } from '../config/runtime.ts';
-import { classifyBodyError, classifyHttpError, classifyJsonBody, classifyTransport, type AbortCause } from './classify.ts';
+import type { AuthConfig, TimeoutsConfig } from '../config/runtime.ts';
+import type { Ticket } from './breaker.ts';
+import { classifyBodyError, classifyHttpError, classifyJsonBody, classifySseOverflow, classifyStreamError, classifyTransport, type AbortCause } from './classify.ts';
 import type { DialectRules, PathKind, Usage } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { Outcome } from './outcome.ts';
@@ -31,33 +32,64 @@ export interface AttemptRequest {
   dialect: DialectRules;
   validate: { emptyChoices: boolean; errorInBody: boolean };
   pathKind: PathKind;
+  /** the app asked for a stream (`"stream": true`) */
+  streaming: boolean;
 }
 
 export type ResponseBody =
   | { kind: 'buffered'; bytes: Buffer; usage?: Usage | undefined }
-  | { kind: 'sse'; first: string; scanner: SseScanner; rest: AsyncIterator<Buffer>; decoder: TextDecoder }
+  | { kind: 'sse'; first: Buffer; scanner: SseScanner; rest: AsyncIterator<Buffer> }
   | { kind: 'raw'; stream: Readable };
 
 export type AttemptResult =
-  | { kind: 'answer'; outcome: Outcome; status: number; headers: IncomingHttpHeaders; body: ResponseBody; live: LiveAttempt }
+  | { kind: 'answer'; outcome: Outcome; status: number; headers: IncomingHttpHeaders; body: ResponseBody }
   | { kind: 'failed'; outcome: Outcome; response: { status: number; headers: IncomingHttpHeaders; bytes: Buffer } | undefined };
 
-/** The timers and abort switch of one attempt; kept alive past the commit for streams. */
-export class LiveAttempt {
+export interface AttemptContext {
+  requestId: string;
+  retry: { maxRetryAfterMs: number; respectRetryAfter: boolean };
+}
+
+/**
+ * One attempt on one endpoint: its in-flight count, its timers and abort switch (kept alive past
+ * the commit for streams), and settle(), which records the outcome on the endpoint exactly once
+ * and releases everything, whatever threw in between. Whoever holds the handle last settles it:
+ * the loop for a failure, commit for an answer.
+ */
+export class Attempt {
   readonly controller = new AbortController();
+  readonly endpoint: EndpointRuntime;
+  readonly ticket: Ticket;
+  /** the model this attempt asked for (the fallback's, when it is one) */
+  readonly model: string | undefined;
+  /** the key it was sent with: a later 401 for a rotated key holds nothing */
+  readonly authUsed: AuthConfig | undefined;
   cause: AbortCause | undefined;
+  #settled = false;
+  #ctx: AttemptContext;
   #clock: Clock;
   #phase: NodeJS.Timeout | undefined;
   #deadline: NodeJS.Timeout | undefined;
   #appSignal: AbortSignal;
   #onAppAbort = () => this.abort({ kind: 'cancelled', reason: 'client_disconnected' });
 
-  constructor(clock: Clock, deadline: number, appSignal: AbortSignal) {
+  constructor(endpoint: EndpointRuntime, ticket: Ticket, model: string | undefined, ctx: AttemptContext, clock: Clock, deadline: number, appSignal: AbortSignal) {
+    this.endpoint = endpoint;
+    this.ticket = ticket;
+    this.model = model;
+    this.authUsed = endpoint.config.auth;
+    this.#ctx = ctx;
     this.#clock = clock;
     this.#appSignal = appSignal;
+    endpoint.inflight++;
+    endpoint.inflightGauge.inc();
     this.#deadline = clock.setTimeout(() => this.abort({ kind: 'cancelled', reason: 'deadline' }), Math.max(0, deadline - clock.now()));
     appSignal.addEventListener('abort', this.#onAppAbort, { once: true });
     if (appSignal.aborted) this.#onAppAbort();
+  }
+
+  get settled(): boolean {
+    return this.#settled;
   }
 
   /** starts (or replaces) the timer for the current phase */
@@ -82,10 +114,21 @@ export class LiveAttempt {
     this.controller.abort(new Error(cause.kind === 'timeout' ? `timeout: ${cause.phase}` : cause.reason));
   }
 
+  /** stops the timers; the attempt is still in flight until settled */
   dispose(): void {
     this.#clock.clearTimeout(this.#phase);
     this.#clock.clearTimeout(this.#deadline);
     this.#appSignal.removeEventListener('abort', this.#onAppAbort);
+  }
+
+  /** records the outcome once and releases the attempt; later calls do nothing */
+  settle(outcome: Outcome): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.dispose();
+    this.endpoint.inflight--;
+    this.endpoint.inflightGauge.dec();
+    this.endpoint.record(this.ticket, outcome, this.model, { requestId: this.#ctx.requestId, ...this.#ctx.retry, authUsed: this.authUsed });
   }
 }
 
@@ -97,21 +140,31 @@ function decoderFor(encoding: string | string[] | undefined): 'gzip' | 'deflate'
   return undefined;
 }
 
-/** bounded: a small compressed body must not expand past the limit (a zip bomb) */
-function decodeWhole(bytes: Buffer, coding: ReturnType<typeof decoderFor>, limit: number): Buffer {
-  const options = { maxOutputLength: limit };
-  switch (coding) {
-    case 'gzip':
-      return gunzipSync(bytes, options);
-    case 'deflate':
-      return inflateSync(bytes, options);
-    case 'br':
-      return brotliDecompressSync(bytes, options);
-    case undefined:
-      return bytes;
+/** inflated in one synchronous call up to this size (the usual small body: cheapest) */
+const SYNC_DECODE_BYTES = 1024 * 1024;
+const SYNC_DECODERS = { gzip: gunzipSync, deflate: inflateSync, br: brotliDecompressSync };
+
+/**
+ * Bounded: a small compressed body must not expand past the limit (a zip bomb), nor block the
+ * event loop while it expands: past SYNC_DECODE_BYTES it is inflated again as a stream, in 16 KiB
+ * pieces between turns of the event loop (inflating 64 MiB in one call blocked it ~200 ms).
+ */
+async function decodeWhole(bytes: Buffer, coding: ReturnType<typeof decoderFor>, limit: number): Promise<Buffer> {
+  if (coding === undefined) return bytes;
+  const syncLimit = Math.min(limit, SYNC_DECODE_BYTES);
+  try {
+    return SYNC_DECODERS[coding](bytes, { maxOutputLength: syncLimit });
+  } catch (error) {
+    if (syncLimit === limit || (error as { code?: unknown }).code !== 'ERR_BUFFER_TOO_LARGE') throw error;
   }
+  return readAll(decodingStream(Readable.from([bytes]), coding), limit);
 }
 
+/**
+ * Decoded as it is read, so what a caller holds is bounded by what it reads (the SSE scanner's
+ * limits): zlib inflates a chunk in pieces of 16 KiB and only as they are taken, so a small
+ * compressed body that expands without end (a bomb) is cut at that limit.
+ */
 function decodingStream(body: Readable, coding: ReturnType<typeof decoderFor>): Readable {
   if (coding === undefined) return body;
   const decoder = coding === 'gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : createBrotliDecompress();
@@ -139,8 +192,13 @@ export function requestPath(endpoint: EndpointRuntime, path: string, search: str
   return basePath + path + (search === '' ? `?${query.slice(1)}` : search + query);
 }
 
-export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, body: Buffer | Readable | undefined, clock: Clock): Promise<AttemptResult> {
-  const live = new LiveAttempt(clock, req.deadline, req.appSignal);
+/**
+ * Sends one attempt and reads up to the commit point. `waitCapMs` caps the wait for the
+ * provider's headers (and, for a stream, its first content event): the loop shortens it so that
+ * a failover still fits inside the request's deadline. An attempt cut by it is a timeout.
+ */
+export async function forward(live: Attempt, req: AttemptRequest, body: Buffer | Readable | undefined, clock: Clock, waitCapMs = Infinity): Promise<AttemptResult> {
+  const { endpoint } = live;
   const { timeouts } = req;
   const headers: Record<string, string | string[]> = { ...req.headers, 'accept-encoding': 'gzip, deflate, br' };
   for (const [k, v] of endpoint.config.headers) headers[k] = v;
@@ -151,9 +209,13 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
   const started = clock.now();
   // Breakwater's own timers, not undici's coarse ones, so a timeout is exact and classified here.
   // A streamed upload is the app's time, not the provider's: firstByte starts when it is sent.
+  // A non-streaming generation sends its headers only when the whole answer is ready, so its
+  // wait is timeouts.response (reasoning models take minutes), not firstByte.
+  const headersPhase = req.pathKind === 'generation' && !req.streaming ? 'response' : 'firstByte';
+  const headersWaitMs = Math.min(headersPhase === 'response' ? timeouts.responseMs : timeouts.firstByteMs, waitCapMs);
   let awaitingHeaders = true;
-  if (body === undefined || Buffer.isBuffer(body) || body.readableEnded) live.arm('firstByte', timeouts.firstByteMs);
-  else body.once('end', () => awaitingHeaders && live.arm('firstByte', timeouts.firstByteMs));
+  if (body === undefined || Buffer.isBuffer(body) || body.readableEnded) live.arm(headersPhase, headersWaitMs);
+  else body.once('end', () => awaitingHeaders && live.arm(headersPhase, headersWaitMs));
   let response;
   try {
     response = await endpoint.dispatcher.request({
@@ -167,7 +229,6 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
       bodyTimeout: 0,
     });
   } catch (error) {
-    live.dispose();
     return { kind: 'failed', outcome: classifyTransport(error, live.cause), response: undefined };
   }
   awaitingHeaders = false;
@@ -179,17 +240,17 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
   try {
     if (status >= 400) {
       live.arm('response', timeouts.responseMs);
-      const bytes = decodeWhole(await readAll(response.body, MAX_ERROR_BODY_BYTES), coding, MAX_ERROR_BODY_BYTES);
-      live.dispose();
+      const bytes = await decodeWhole(await readAll(response.body, MAX_ERROR_BODY_BYTES), coding, MAX_ERROR_BODY_BYTES);
+      live.disarm();
       let parsed: unknown;
       try {
         parsed = isJson(contentType) || bytes[0] === 0x7b ? JSON.parse(bytes.toString('utf8')) : undefined;
       } catch {
         parsed = undefined;
       }
-      const outcome = classifyHttpError(req.dialect, status, resHeaders, parsed, clock.now());
+      const outcome = classifyHttpError(req.dialect, status, resHeaders, parsed, clock.now(), req.pathKind);
       const answer = { status, headers: resHeaders, bytes };
-      if (outcome.kind === 'client_fault') return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes }, live };
+      if (outcome.kind === 'client_fault') return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes } };
       return { kind: 'failed', outcome, response: answer };
     }
 
@@ -197,41 +258,43 @@ export async function forward(endpoint: EndpointRuntime, req: AttemptRequest, bo
       // hold the status and headers until the first data event (still under the firstByte timer):
       // a 200 that dies first can fail over
       const scanner = new SseScanner(req.dialect);
-      const decoder = new TextDecoder();
       const rest = decodingStream(response.body, coding)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      let first = '';
-      while (scanner.dataEvents === 0 && scanner.errorData === undefined) {
+      const first: Buffer[] = [];
+      while (!scanner.committed) {
         const next = await rest.next();
         if (next.done) {
-          live.dispose();
           return { kind: 'failed', outcome: { kind: 'invalid_response', reason: 'stream ended before its first event' }, response: undefined };
         }
-        first += scanner.push(decoder.decode(next.value, { stream: true }));
+        const events = scanner.push(next.value);
+        if (!Buffer.isBuffer(events)) {
+          response.body.destroy();
+          return { kind: 'failed', outcome: classifySseOverflow(events), response: undefined };
+        }
+        if (events.length > 0) first.push(events);
       }
       if (scanner.dataEvents === 0) {
-        live.dispose();
+        // the provider reported an error before any content: classified like its HTTP twin
         response.body.destroy();
-        return { kind: 'failed', outcome: { kind: 'server_error', status: 502, retryAfterMs: undefined }, response: undefined };
+        return { kind: 'failed', outcome: classifyStreamError(req.dialect, scanner.errorData, req.pathKind), response: undefined };
       }
       live.arm('idle', timeouts.idleMs);
-      return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'sse', first, scanner, rest, decoder }, live };
+      return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'sse', first: first.length === 1 ? first[0]! : Buffer.concat(first), scanner, rest } };
     }
 
     if (isJson(contentType) || contentType === undefined) {
       live.arm('response', timeouts.responseMs);
-      const bytes = decodeWhole(await readAll(response.body, MAX_RESPONSE_BYTES), coding, MAX_RESPONSE_BYTES);
-      live.dispose();
-      if (!isJson(contentType)) return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'buffered', bytes }, live };
+      const bytes = await decodeWhole(await readAll(response.body, MAX_RESPONSE_BYTES), coding, MAX_RESPONSE_BYTES);
+      live.disarm();
+      if (!isJson(contentType)) return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'buffered', bytes } };
       const { outcome, body } = classifyJsonBody(req.dialect, bytes.toString('utf8'), req.validate, req.pathKind);
       if (outcome.kind !== 'ok') return { kind: 'failed', outcome, response: undefined };
-      return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes, usage: req.dialect.readUsage(body) }, live };
+      return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes, usage: req.dialect.readUsage(body) } };
     }
 
     // anything else (audio, files): committed at the headers, streamed as it comes
     live.arm('idle', timeouts.idleMs);
-    return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'raw', stream: response.body }, live };
+    return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'raw', stream: response.body } };
   } catch (error) {
-    live.dispose();
     response.body.destroy();
     return { kind: 'failed', outcome: classifyBodyError(error, live.cause), response: undefined };
   }

@@ -42,22 +42,40 @@ export function breakerVerdict(outcome: Outcome, failOn: ReadonlySet<ChargeableO
   }
 }
 
-/** Outcomes after which another endpoint (or a later retry) may still succeed. */
-export function isRetryable(outcome: Outcome): boolean {
+/**
+ * What the attempt loop does after an outcome: `answer` (the app gets this response),
+ * `failover` (another endpoint, model or a later try may succeed), `stop` (no further attempt
+ * helps: give up), `cancelled` (the app is gone: write nothing).
+ */
+export type RetryDecision = 'answer' | 'failover' | 'stop' | 'cancelled';
+
+export function retryDecision(outcome: Outcome): RetryDecision {
   switch (outcome.kind) {
+    case 'ok':
+    case 'client_fault':
+      return 'answer';
+    case 'cancelled':
+      return outcome.reason === 'client_disconnected' ? 'cancelled' : 'stop';
+    case 'internal':
+      return 'stop';
     case 'throttled':
     case 'server_error':
     case 'timeout':
     case 'connect':
     case 'invalid_response':
     case 'account':
-      return true;
-    case 'ok':
-    case 'client_fault':
-    case 'cancelled':
-    case 'internal':
-      return false;
+      return 'failover';
   }
+}
+
+/** the provider's own failure (what error rates and alerts count), as opposed to the app's or ours */
+export function isProviderFailure(kind: OutcomeKind): boolean {
+  return kind !== 'ok' && kind !== 'client_fault' && kind !== 'cancelled' && kind !== 'internal';
+}
+
+/** Outcomes after which another endpoint (or a later retry) may still succeed. */
+export function isRetryable(outcome: Outcome): boolean {
+  return retryDecision(outcome) === 'failover';
 }
 
 export function describeOutcome(outcome: Outcome): string {

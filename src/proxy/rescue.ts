@@ -3,15 +3,24 @@
 // Every error the app receives says x-should-retry: false, so the official SDKs do not
 // multiply load by retrying what Breakwater already retried.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { GiveUp } from './attempt.ts';
+import type { RequestOutcome } from './commit.ts';
+import { responseHeaders } from './headers.ts';
 import type { DialectRules, OwnErrorKind } from './dialects/types.ts';
 
 export const OWN_STATUS: Record<OwnErrorKind, number> = {
   breaker_open: 503,
+  model_held: 429,
+  endpoint_held: 429,
+  overloaded: 503,
   budget_exhausted: 503,
   deadline_exceeded: 504,
   upstream_unavailable: 502,
   upstream_timeout: 504,
   invalid_request: 400,
+  forbidden: 403,
+  method_not_allowed: 405,
+  request_timeout: 408,
   payload_too_large: 413,
   not_found: 404,
   shutting_down: 503,
@@ -19,28 +28,13 @@ export const OWN_STATUS: Record<OwnErrorKind, number> = {
   internal: 500,
 };
 
-const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
-  'proxy-authenticate', 'proxy-authorization', 'host', 'content-length',
-]);
-
-/** Provider response headers fit to pass on. `decoded`: the body was decompressed here. */
-export function responseHeaders(upstream: IncomingHttpHeaders, decoded: boolean): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const name in upstream) {
-    if (HOP_BY_HOP.has(name) || (decoded && name === 'content-encoding')) continue;
-    out[name] = upstream[name];
-  }
-  return out;
-}
-
 export function sendOwnError(
   res: ServerResponse,
   dialect: DialectRules,
   kind: OwnErrorKind,
   message: string,
   requestId: string,
-  extra: { retryAfterMs?: number; attempts?: number; close?: boolean } = {},
+  extra: { retryAfterMs?: number; attempts?: number; close?: boolean; headers?: OutgoingHttpHeaders } = {},
 ): void {
   if (res.headersSent) {
     res.destroy();
@@ -48,6 +42,7 @@ export function sendOwnError(
   }
   const body = dialect.errorBody(kind, message, requestId);
   const headers: OutgoingHttpHeaders = {
+    ...extra.headers,
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     'x-should-retry': 'false',
@@ -77,4 +72,18 @@ export function sendProviderError(
   if (headers['retry-after'] === undefined && extra.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(extra.retryAfterMs / 1000)));
   res.writeHead(response.status, headers);
   res.end(response.bytes);
+}
+
+/** Renders the attempt loop's give-up; returns the request's outcome for metrics. */
+export function sendGiveUp(res: ServerResponse, dialect: DialectRules, requestId: string, g: GiveUp): RequestOutcome {
+  switch (g.kind) {
+    case 'cancelled':
+      return 'cancelled';
+    case 'provider_error':
+      sendProviderError(res, g.response, requestId, { attempts: g.attempts, endpoint: g.endpoint, retryAfterMs: g.retryAfterMs });
+      return 'upstream_error';
+    case 'refused':
+      sendOwnError(res, dialect, g.error, g.message, requestId, { attempts: g.attempts, retryAfterMs: g.retryAfterMs });
+      return g.outcome;
+  }
 }

@@ -29,7 +29,18 @@ export function retryAfterMs(headers: HeaderBag, now: number): number | undefine
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-/** The request's deadline: the sooner of timeouts.total, x-breakwater-timeout (ms or Go duration) and X-Stainless-Timeout (s). */
+/**
+ * How long before an SDK's announced timeout Breakwater answers: its own 504 (x-should-retry:
+ * false) must reach the SDK before the SDK's timer fires, or the SDK retries into the outage.
+ */
+export function sdkMarginMs(sdkTimeoutMs: number): number {
+  return Math.min(2_000, Math.max(250, sdkTimeoutMs * 0.1));
+}
+
+/**
+ * The request's deadline: the sooner of timeouts.total, x-breakwater-timeout (ms or Go
+ * duration) and X-Stainless-Timeout (s) less a margin (sdkMarginMs).
+ */
 export function deadlineFor(start: number, totalMs: number, headers: HeaderBag): number {
   let budget = totalMs;
   const own = first(headers['x-breakwater-timeout']);
@@ -38,7 +49,7 @@ export function deadlineFor(start: number, totalMs: number, headers: HeaderBag):
     if (value !== undefined) budget = Math.min(budget, value);
   }
   const sdk = Number(first(headers['x-stainless-timeout']));
-  if (Number.isFinite(sdk) && sdk > 0) budget = Math.min(budget, sdk * 1000);
+  if (Number.isFinite(sdk) && sdk > 0) budget = Math.min(budget, Math.max(0, sdk * 1000 - sdkMarginMs(sdk * 1000)));
   return start + budget;
 }
 
@@ -57,10 +68,12 @@ function parseTimeoutHeader(value: string): number | undefined {
 
 /**
  * Retries across all requests of an upstream are capped: every first attempt deposits `ratio`
- * tokens (which expire after 10 s), every later attempt (retries and failovers alike) withdraws
- * one; a reserve refilling at `minPerSecond` (capped at one second's worth, and full at start)
- * lets low-traffic upstreams retry at all. So over any run of D seconds,
- * retries <= ratio * first attempts + minPerSecond * (D + 1).
+ * tokens (which expire after 10 s), every second try of an (endpoint, model) pair a request has
+ * already tried withdraws one (a failover to a target not tried yet is free: the breaker and
+ * maxAttempts bound those); a reserve refilling at `minPerSecond` (capped at one window's worth,
+ * 10 s x minPerSecond, and full at start) lets low-traffic upstreams and a burst at start-up
+ * retry at all. So over any run of D seconds,
+ * retries <= ratio * first attempts + minPerSecond * (D + 10).
  */
 export class RetryBudget {
   static readonly WINDOW_MS = 10_000;
@@ -122,9 +135,9 @@ export class RetryBudget {
     return Math.floor(this.#earned) + Math.floor(this.#reserve);
   }
 
-  /** one second's worth, and at least one token so that a rate below 1/s still allows a retry; none at 0 */
+  /** one window's worth, and at least one token so that a rate below 0.1/s still allows a retry; none at 0 */
   static #cap(minPerSecond: number): number {
-    return minPerSecond > 0 ? Math.max(1, minPerSecond) : 0;
+    return minPerSecond > 0 ? Math.max(1, (minPerSecond * RetryBudget.WINDOW_MS) / 1000) : 0;
   }
 
   #refill(now: number): void {

@@ -7,7 +7,8 @@ import type { UpstreamConfig } from '../config/runtime.ts';
 import type { ConfigSink } from '../config/sink.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
-import { EndpointRuntime } from './endpoint.ts';
+import { defaultDispatcher, egressRoute, EndpointRuntime } from './endpoint.ts';
+import { PoolStore, type DispatcherFactory } from './pools.ts';
 import { RetryBudget } from './retry.ts';
 import { UpstreamRuntime } from './upstream.ts';
 
@@ -22,18 +23,27 @@ export interface RuntimeDeps {
   clock: Clock;
   log: Logger;
   metrics: Metrics;
+  /** builds each endpoint's connection pool (tests inject a scripted one) */
+  dispatcherFactory?: DispatcherFactory;
+  /** jitter and weighted choice; tests inject a seeded or zero one */
+  random?: () => number;
 }
 
 export class ProxyRuntime implements ConfigSink {
   #snapshot: Snapshot | undefined;
   #endpoints = new Map<string, EndpointRuntime>();
   #budgets = new Map<string, RetryBudget>();
-  #deps: RuntimeDeps;
+  #deps: RuntimeDeps & { pools: PoolStore };
   #listeners: ((s: Snapshot) => void)[] = [];
   lastRejection: { at: number; source: string; message: string } | undefined;
 
   constructor(deps: RuntimeDeps) {
-    this.#deps = deps;
+    this.#deps = { ...deps, pools: new PoolStore(deps.dispatcherFactory ?? defaultDispatcher, egressRoute) };
+  }
+
+  /** connection pools open now (one per origin) */
+  get pools(): number {
+    return this.#deps.pools.size;
   }
 
   /** undefined until the first config has been applied */

@@ -8,12 +8,16 @@ import type { Clock } from '../clock.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { runAttempts, type ProxyRequest } from './attempt.ts';
-import type { RequestOutcome } from './commit.ts';
+import { commit, type RequestOutcome } from './commit.ts';
 import { openai } from './dialects/openai.ts';
 import { deadlineFor } from './retry.ts';
 import { normalizePath } from '../config/compile.ts';
 import type { DialectRules, PathKind } from './dialects/types.ts';
-import { sendOwnError } from './rescue.ts';
+import { ByteBudget, DEFAULT_MAX_BUFFERED_BYTES } from './buffers.ts';
+import { sendGiveUp, sendOwnError } from './rescue.ts';
+import { refuse } from './guard.ts';
+import { requestHeaders } from './headers.ts';
+import { edgeLimits, proxyServerOptions, type EdgeLimits } from './limits.ts';
 import type { ProxyRuntime } from './runtime.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
@@ -25,59 +29,71 @@ function pathKind(normalized: string): PathKind {
   return normalized === 'embeddings' ? 'embeddings' : 'other';
 }
 
-const DROP_REQUEST_HEADERS = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
-  'proxy-authorization', 'proxy-authenticate', 'host', 'content-length', 'accept-encoding',
-  // undici does not do 100-continue; the body is already here (or streams) anyway
-  'expect',
-  // the app's own credentials never reach a provider: the endpoint's key replaces them
-  'authorization', 'x-api-key', 'api-key', 'x-goog-api-key',
-]);
-
 export interface ProxyServerOptions {
   runtime: ProxyRuntime;
   clock: Clock;
   log: Logger;
   metrics: Metrics;
   maxBodyBytes?: number;
+  /** all buffered request bodies together (default 256 MiB) */
+  maxBufferedBytes?: number;
+  /** timeouts and the connection cap of the port (src/proxy/limits.ts) */
+  limits?: Partial<EdgeLimits>;
 }
 
-/** The app's headers minus hop-by-hop, credentials and Breakwater's own controls. */
-function forwardableHeaders(req: IncomingMessage): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  const connectionListed = req.headers.connection?.toLowerCase().split(',').map((s) => s.trim());
-  for (const name in req.headers) {
-    if (DROP_REQUEST_HEADERS.has(name) || name.startsWith('x-breakwater-')) continue;
-    if (connectionListed?.includes(name)) continue;
-    const value = req.headers[name];
-    if (value !== undefined) out[name] = value;
-  }
-  return out;
-}
+type BodyRead = { kind: 'ok'; bytes: Buffer } | { kind: 'too_large' } | { kind: 'busy' } | { kind: 'aborted' } | { kind: 'idle' };
 
-type BodyRead = { kind: 'ok'; bytes: Buffer } | { kind: 'too_large' } | { kind: 'aborted' };
-
-/** Reads the request body up to `limit`; past it, keeps draining (bounded) so the 413 arrives cleanly. */
-function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
+/**
+ * Reads the request body up to `limit`, reserving its bytes from the process-wide `budget` as
+ * they arrive (on `ok` the caller releases `bytes.length` when the response is done); past
+ * either, keeps draining (bounded) so the 413 or 503 arrives cleanly. A body that sends nothing
+ * for `idleMs` is given up on (the caller answers 408).
+ */
+function readBody(req: IncomingMessage, limit: number, budget: ByteBudget, idleMs: number, clock: Clock): Promise<BodyRead> {
   return new Promise((resolve) => {
     const declared = Number(req.headers['content-length']);
     const chunks: Buffer[] = [];
     let size = 0;
     let over = Number.isFinite(declared) && declared > limit;
+    let busy = false;
+    /** bytes of `chunks` reserved from the budget */
+    let reserved = 0;
+    const refusal = (): BodyRead => (over ? { kind: 'too_large' } : { kind: 'busy' });
+    const drop = () => {
+      budget.release(reserved);
+      reserved = 0;
+      chunks.length = 0;
+    };
+    let settled = false;
+    const settle = (read: BodyRead) => {
+      if (settled) return;
+      settled = true;
+      clock.clearTimeout(idle);
+      if (read.kind === 'ok') chunks.length = 0; // handed over with its reservation
+      else drop();
+      resolve(read);
+    };
+    const idle = clock.setTimeout(() => settle({ kind: 'idle' }), idleMs);
     req.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      idle.refresh();
       size += chunk.length;
       if (size > limit) over = true;
-      if (over) {
-        chunks.length = 0;
+      if (!over && !busy) {
+        if (budget.take(chunk.length)) reserved += chunk.length;
+        else busy = true;
+      }
+      if (over || busy) {
+        drop();
         if (size > limit * 4) req.destroy(); // not worth draining further
         return;
       }
       chunks.push(chunk);
     });
-    req.on('end', () => resolve(over ? { kind: 'too_large' } : { kind: 'ok', bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) }));
-    req.on('error', () => resolve(over ? { kind: 'too_large' } : { kind: 'aborted' }));
+    req.on('end', () => settle(over || busy ? refusal() : { kind: 'ok', bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) }));
+    req.on('error', () => settle(over || busy ? refusal() : { kind: 'aborted' }));
     req.on('close', () => {
-      if (!req.complete) resolve(over ? { kind: 'too_large' } : { kind: 'aborted' });
+      if (!req.complete) settle(over || busy ? refusal() : { kind: 'aborted' });
     });
   });
 }
@@ -85,13 +101,17 @@ function readBody(req: IncomingMessage, limit: number): Promise<BodyRead> {
 
 export class ProxyServer {
   readonly #options: ProxyServerOptions;
+  readonly #limits: EdgeLimits;
   readonly #servers: Server[] = [];
   readonly #sockets = new Set<Socket>();
+  readonly #buffered: ByteBudget;
   #draining = false;
   inflight = 0;
 
   constructor(options: ProxyServerOptions) {
     this.#options = options;
+    this.#buffered = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
+    this.#limits = edgeLimits(options.limits);
   }
 
   /** Listens on host:port; on 127.0.0.1 also on ::1 when the machine has it. Returns the bound port. */
@@ -102,7 +122,8 @@ export class ProxyServer {
   }
 
   #listenOne(host: string, port: number): Promise<number> {
-    const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => this.#handle(req, res));
+    const server = createServer(proxyServerOptions(this.#limits), (req, res) => this.#handle(req, res));
+    server.maxConnections = this.#limits.maxConnections;
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.on('close', () => this.#sockets.delete(socket));
@@ -152,7 +173,7 @@ export class ProxyServer {
   }
 
   async #route(req: IncomingMessage, res: ServerResponse, requestId: string, started: number): Promise<void> {
-    const { runtime, log, metrics, clock } = this.#options;
+    const { runtime, log, clock } = this.#options;
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const pathname = q < 0 ? url : url.slice(0, q);
@@ -162,6 +183,13 @@ export class ProxyServer {
     const path = slash < 0 ? '/' : pathname.slice(slash);
     const snapshot = runtime.snapshot;
     const upstream = snapshot?.upstreams.get(name);
+    const refusal = refuse(req);
+    if (refusal) {
+      req.resume();
+      sendOwnError(res, upstream?.dialect ?? openai, refusal.kind, refusal.message, requestId, { close: true, headers: refusal.headers });
+      if (upstream) upstream.countRequest('rejected');
+      return;
+    }
     if (!upstream) {
       req.resume();
       const known = snapshot ? [...snapshot.upstreams.keys()].join(', ') || 'none' : 'none (no config loaded yet)';
@@ -193,8 +221,19 @@ export class ProxyServer {
     let json: Record<string, unknown> | undefined;
     let retryable = replayable;
     if (replayable && method !== 'GET' && method !== 'HEAD') {
-      const read = await readBody(req, this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+      const read = await readBody(req, this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, this.#buffered, this.#limits.bodyIdleMs, clock);
       if (read.kind === 'aborted') return done('cancelled');
+      if (read.kind === 'idle') {
+        sendOwnError(res, dialect, 'request_timeout', `the request body sent nothing for ${this.#limits.bodyIdleMs} ms`, requestId, { close: true });
+        return done('rejected');
+      }
+      if (read.kind === 'busy') {
+        log.warn({ upstream: config.name, requestId, bufferedBytes: this.#buffered.used, limit: this.#buffered.limit }, 'buffered request bodies are at their limit: request refused');
+        sendOwnError(res, dialect, 'overloaded', `breakwater is holding ${this.#buffered.limit} bytes of request bodies already; send the request again shortly`, requestId, { retryAfterMs: 1000, close: true });
+        return done('rejected');
+      }
+      const held = read.kind === 'ok' ? read.bytes.length : 0;
+      res.once('close', () => this.#buffered.release(held));
       if (read.kind === 'too_large') {
         const limit = this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
         sendOwnError(res, dialect, 'payload_too_large', `request body is larger than ${limit} bytes`, requestId, { close: true });
@@ -222,7 +261,7 @@ export class ProxyServer {
       method,
       path,
       search,
-      headers: forwardableHeaders(req),
+      headers: requestHeaders(req.headers),
       body,
       json,
       model,
@@ -235,9 +274,13 @@ export class ProxyServer {
       timeouts: config.timeouts,
       dialect,
       validate: config.validate,
+      streaming: json?.stream === true,
       startedAt: started,
     };
-    done(await runAttempts(proxyReq, res, this.#options));
+    const result = await runAttempts(proxyReq, this.#options);
+    if (result.kind === 'answer') return done(await commit(proxyReq, res, result, this.#options));
+    if (result.kind !== 'cancelled') upstream.counters.overhead.observe(Math.max(0, performance.now() - started - result.providerMs) / 1000);
+    done(sendGiveUp(res, dialect, requestId, result));
   }
 }
 

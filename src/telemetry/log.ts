@@ -1,10 +1,10 @@
 // pino JSON logs. Keys never reach a log line: Secret values print as [redacted], and any
-// header bag that slips into a line has its credential headers censored by path.
+// header bag that slips into a line has its credential headers censored by path (the same list
+// the proxy strips from requests and responses, src/proxy/headers.ts).
 import pino, { type Logger, type DestinationStream } from 'pino';
+import { CREDENTIAL_HEADERS } from '../proxy/headers.ts';
 
 export type { Logger };
-
-const CREDENTIAL_HEADERS = ['authorization', 'x-api-key', 'api-key', 'proxy-authorization', 'cookie'];
 
 export const REDACT_PATHS = [
   ...CREDENTIAL_HEADERS.flatMap((h) => [`headers["${h}"]`, `req.headers["${h}"]`, `*.headers["${h}"]`]),

@@ -105,3 +105,22 @@ export function disableMetricUpdates(metrics: Metrics): void {
     }
   }
 }
+
+export const INJECTION_RESULTS = ['injected', 'skipped', 'already_injected', 'error'] as const;
+
+/** The controller's own metrics (`breakwater controller`, on its --admin /metrics). */
+export function createControllerMetrics(registry = new Registry()) {
+  collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
+  const m = {
+    registry,
+    injections: new Counter({ name: 'breakwater_injections_total', help: 'Admission requests seen by the sidecar injector, by result', labelNames: ['result'] as const, registers: [registry] }),
+    leader: new Gauge({ name: 'breakwater_controller_leader', help: '1 while this replica holds the Lease and writes status', registers: [registry] }),
+    certificateExpiry: new Gauge({ name: 'breakwater_webhook_certificate_expiry_timestamp_seconds', help: 'When the webhook serving certificate this replica serves expires', registers: [registry] }),
+    statusWrites: new Counter({ name: 'breakwater_status_writes_total', help: 'LLMUpstream status patches, by result', labelNames: ['result'] as const, registers: [registry] }),
+  };
+  for (const result of INJECTION_RESULTS) m.injections.labels(result).inc(0);
+  m.leader.set(0);
+  return m;
+}
+
+export type ControllerMetrics = ReturnType<typeof createControllerMetrics>;

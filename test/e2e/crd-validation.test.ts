@@ -131,6 +131,36 @@ describe('the CRD and the file source give identical verdicts', () => {
     expect(validateDocument(parseYamlStream(readFileSync(f.path, 'utf8'), f.file)[0])).toEqual([]);
   });
 
+  // issue 8, defect 10: URL validity is one grammar in CEL and TS, since Go's and Node's URL
+  // parsers disagree at the edges (a port above 65535, a bad %-escape, an IPv4 out of range)
+  it.each([
+    'https://api.openai.com/v1',
+    'http://127.0.0.1:8080/v1',
+    'http://[::1]:8000/v1',
+    'https://[2001:db8::7]:443/v1',
+    'https://x.openai.azure.com/openai/deployments/gpt-4o?api-version=2024-10-21',
+    'https://bedrock.example.com/model/claude-3:0/%7Einvoke',
+    'https://api.example.com:65535',
+    'https://api.example.com:65536/v1',
+    'http://127.0.0.1:99999/v1',
+    'https://user:PASS@api.example.com/v1',
+    'https://@api.example.com/v1',
+    'https://api.example.com:/v1',
+    'https://300.1.1.1/v1',
+    'https://1.2.3/v1',
+    'https://[:::1]/v1',
+    'https://api.example.com/v1/%zz',
+    'https://api.example.com/v1#x',
+    'https:///v1',
+  ])('gives the same verdict on %s in both places', async (url) => {
+    const spec = { endpoints: [{ name: 'primary', url }] };
+    const res = await cp.kubectl(['apply', '--dry-run=server', '-n', NS, '-f', '-'], { input: JSON.stringify(llmUpstream(NS, 'chat', spec)) });
+    const violations = validateDocument({ apiVersion: 'breakwater.dev/v1alpha1', kind: 'LLMUpstream', metadata: { name: 'chat' }, spec });
+    expect(res.code === 0, `API server: ${res.stderr || 'accepted'}; file source: ${JSON.stringify(violations)}`).toBe(violations.length === 0);
+    if (violations.length > 0) expect(apiServerPaths(res.stderr)).toContain('spec.endpoints[0].url');
+    expect(res.stderr).not.toContain('PASS');
+  });
+
   it('keeps serving the last good config: nothing refused ever reached the sidecar', async () => {
     for (let i = 0; i < 3; i++) {
       const res = await chat(sidecar.base, 'chat');

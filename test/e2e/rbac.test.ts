@@ -1,12 +1,13 @@
-// deploy/rbac on a real API server: what the sidecar's and the controller's identities may and
-// may not do, asked as those identities with `kubectl auth can-i` (issue 4, item 9).
+// The chart's RBAC (charts/breakwater through helm template) on a real API server: what the
+// sidecar's and the controller's identities may and may not do, asked as those identities with
+// `kubectl auth can-i` (issue 4, item 9).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONTROL_PLANE_TIMEOUT_MS, startControlPlane, type ControlPlane, type Identity } from './harness.ts';
 import { applyJson, CONTROLLER_NAMESPACE, secret, setupCluster } from './support/cluster.ts';
 
 const NS = 'perms';
 
-describe('least-privilege RBAC from deploy/rbac', () => {
+describe('least-privilege RBAC from the chart', () => {
   let cp: ControlPlane;
 
   beforeAll(async () => {
@@ -72,6 +73,15 @@ describe('least-privilege RBAC from deploy/rbac', () => {
     ['get an unlisted Secret', ['get', 'secrets/unlisted', '-n', NS], false],
     ['list Secrets', ['list', 'secrets', '-n', NS], false],
     ['update another Lease', ['update', 'leases.coordination.k8s.io/other', '-n', CONTROLLER_NAMESPACE], false],
+    ['read its webhook certificate Secret', ['get', 'secrets/breakwater-webhook-tls', '-n', CONTROLLER_NAMESPACE], true],
+    ['renew its webhook certificate Secret', ['update', 'secrets/breakwater-webhook-tls', '-n', CONTROLLER_NAMESPACE], true],
+    ['create its webhook certificate Secret', ['create', 'secrets', '-n', CONTROLLER_NAMESPACE], true],
+    ['read another Secret of its namespace', ['get', 'secrets/other', '-n', CONTROLLER_NAMESPACE], false],
+    ['update another Secret of its namespace', ['update', 'secrets/other', '-n', CONTROLLER_NAMESPACE], false],
+    ['create Secrets in an app namespace', ['create', 'secrets', '-n', NS], false],
+    ['patch its webhook configuration', ['patch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/breakwater-webhook'], true],
+    ['patch another webhook configuration', ['patch', 'mutatingwebhookconfigurations.admissionregistration.k8s.io/other'], false],
+    ['create webhook configurations', ['create', 'mutatingwebhookconfigurations.admissionregistration.k8s.io'], false],
   ] as const)('the controller: %s -> %s', async (_what, args, allowed) => {
     expect(await canI('controller', ...args)).toBe(allowed);
   });

@@ -1,7 +1,7 @@
-// Issue 3, tests 3 and 4: the retry budget caps amplification when breakers never open, and a
-// half-open breaker ramps its trial concurrency 1 -> 5 -> 10 before it closes.
+// Issue 3, test 3: the retry budget caps amplification when breakers never open (its bound as
+// issue 8 restated it). The half-open ramp moved to virtual time (see the note at the end).
 import { afterEach, describe, expect, it } from 'vitest';
-import { chatBody, post, startRig, waitFor, type Rig, primaryAndSecondary } from '../support/rig.ts';
+import { chatBody, post, startRig, type Rig } from '../support/rig.ts';
 
 let rig: Rig | undefined;
 afterEach(async () => {
@@ -10,7 +10,10 @@ afterEach(async () => {
 });
 
 describe('retry budget', () => {
-  it('with breakers that never open and 503 everywhere, 300 requests cause at most (1 + ratio) x requests + minPerSecond x (seconds + 1) attempts', async () => {
+  // issue 8 (defect 1): the first try of each endpoint is free (failover never draws from the
+  // budget); only second tries of the same endpoint do, and the reserve is minPerSecond x the
+  // 10 s window. So with E endpoints: attempts <= (E + ratio) x requests + minPerSecond x (seconds + 10).
+  it('with breakers that never open and 503 everywhere, 300 requests over 2 endpoints cause at most (2 + ratio) x requests + minPerSecond x (seconds + 10) attempts', async () => {
     const ratio = 0.2;
     const minPerSecond = 2;
     const started = performance.now(); // the budget exists from the first config apply, inside startRig
@@ -23,7 +26,7 @@ describe('retry budget', () => {
             { name: 'a', url: `${a!.url}/v1` },
             { name: 'b', url: `${b!.url}/v1`, priority: 1 },
           ],
-          breaker: { volumeThreshold: 1000000 },
+          breaker: { volumeThreshold: 1000000, consecutiveFailures: 0 },
           retry: { maxAttempts: 3, budget: { ratio, minPerSecond }, backoff: { initial: '1ms', max: '5ms' } },
         },
       ],
@@ -40,56 +43,16 @@ describe('retry budget', () => {
     const seconds = (performance.now() - started) / 1000;
     expect(results.every((r) => r.status === 503)).toBe(true);
     const attempts = rig.fakes.reduce((sum, f) => sum + f.stats().requests, 0);
-    const bound = (1 + ratio) * requests + minPerSecond * (seconds + 1);
+    const bound = (2 + ratio) * requests + minPerSecond * (seconds + 10);
     expect(attempts).toBeLessThanOrEqual(bound);
-    // and the budget did allow retries (it is a cap, not a ban)
-    expect(attempts).toBeGreaterThan(requests);
+    // and the budget did allow retries of the same endpoint (it is a cap, not a ban)
+    expect(attempts).toBeGreaterThan(2 * requests);
     expect(rig.logs.some((l) => l.includes('retry budget exhausted'))).toBe(true);
   });
 });
 
-describe('half-open ramp', () => {
-  it('lets 1, then at most 5, then at most 10 concurrent trials reach a recovering primary, then closes', async () => {
-    rig = await startRig({
-      fakes: 2,
-      upstreams: ([a, b]) => [
-        {
-          name: 'openai',
-          endpoints: primaryAndSecondary(a!, b!),
-          breaker: { volumeThreshold: 3, openDuration: '1s', halfOpenRamp: [1, 5, 10] },
-          retry: { budget: { ratio: 1, minPerSecond: 50 } },
-        },
-      ],
-    });
-    const [primary, secondary] = rig.fakes;
-    primary!.setFault({ fault: '503' });
-    for (let i = 0; i < 6; i++) expect((await post(`${rig.base}/openai/chat/completions`, chatBody())).status).toBe(200);
-    const breaker = rig.endpoint('openai', 'primary').breaker;
-    expect(breaker.state.kind).toBe('open');
-    // the fault clears; answers take a while so that concurrent trials overlap
-    primary!.setFault({ fault: 'none', delayMs: 300 });
-    await waitFor(() => breaker.state.kind === 'halfOpen', 'half-open', 5_000);
-
-    const wave = async () => {
-      primary!.resetStats();
-      secondary!.resetStats();
-      const results = await Promise.all(Array.from({ length: 30 }, () => post(`${rig!.base}/openai/chat/completions`, chatBody())));
-      expect(results.every((r) => r.status === 200)).toBe(true);
-      return { peak: primary!.stats().peakConcurrency, primary: primary!.stats().requests, secondary: secondary!.stats().requests };
-    };
-    const w1 = await wave();
-    expect(w1.peak).toBe(1);
-    expect(w1.primary).toBe(1);
-    expect(w1.secondary).toBe(29);
-    const w2 = await wave();
-    expect(w2.peak).toBeGreaterThan(1);
-    expect(w2.peak).toBeLessThanOrEqual(5);
-    const w3 = await wave();
-    expect(w3.peak).toBeGreaterThan(5);
-    expect(w3.peak).toBeLessThanOrEqual(10);
-    expect(breaker.state.kind).toBe('closed');
-    const w4 = await wave();
-    expect(w4.primary).toBe(30);
-    expect(w4.peak).toBeGreaterThan(10);
-  });
-});
+// The half-open ramp waves (1, then at most 5, then at most 10 concurrent trials, then closed)
+// moved to the virtual-time layer in issue 8: test/unit/proxy/attempt.test.ts, "half-open ramp
+// [1, 5, 10], in waves of 30 concurrent requests". On real time under a loaded machine the
+// first wave's trial could finish before the wave's last requests arrived, which the ramp
+// rightly admits to the next step.

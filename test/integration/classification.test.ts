@@ -23,7 +23,8 @@ const COMMON: Row[] = [
   { fault: 'status:400', failover: 0, charged: false, app: 400 },
   { fault: '400-context', failover: 0, charged: false, app: 400 },
   { fault: 'status:401', failover: 1, charged: false, app: 200 },
-  { fault: 'status:403', failover: 1, charged: false, app: 200 },
+  // issue 8 (defect 2): a 403 without a key failure in its body is this request's own fault: passed through, nothing held
+  { fault: 'status:403', failover: 0, charged: false, app: 403 },
   { fault: 'status:404', failover: 0, charged: false, app: 404 },
   { fault: 'status:413', failover: 0, charged: false, app: 413 },
   { fault: 'status:422', failover: 0, charged: false, app: 422 },
@@ -69,9 +70,16 @@ async function rigFor(api: keyof typeof DIALECTS, primaryUrl?: string) {
   });
 }
 
+/**
+ * issue 8 (defect 17): a model-scoped throttle (OpenAI 429 rate_limit_exceeded, Anthropic 529
+ * overloaded) holds only that (endpoint, model) pair and never feeds the endpoint's breaker.
+ */
+const MODEL_SCOPED = { openai: '429', anthropic: '529' } as const;
+
 for (const api of ['openai', 'anthropic'] as const) {
   describe(`classification (${api})`, () => {
-    for (const row of COMMON) {
+    for (const common of COMMON) {
+      const row = common.fault === MODEL_SCOPED[api] ? { ...common, charged: false } : common;
       it(`${row.fault}: ${row.failover ? 'fails over' : 'no failover'}, breaker ${row.charged ? 'charged' : 'not charged'}, app gets ${row.app}`, async () => {
         rig = await rigFor(api);
         const [primary, secondary] = rig.fakes;

@@ -14,6 +14,8 @@ beforeAll(async () => {
   proxy = createServer((req, res) => {
     const target = new URL(req.url ?? '');
     tunnels.push(target.host);
+    // names under .example are the test's own: this proxy resolves them to loopback
+    if (target.hostname.endsWith('.example')) target.hostname = '127.0.0.1';
     const out = request(target, { method: req.method, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);
@@ -41,7 +43,10 @@ beforeAll(async () => {
   rig = await startRig({
     fakes: 2,
     upstreams: ([a, b]) => [
-      { name: 'via-proxy', endpoints: [{ name: 'a', url: `${a!.url}/v1` }] },
+      // a plain-http endpoint that is not local: only the proxy knows where it is
+      { name: 'via-proxy', endpoints: [{ name: 'a', url: `http://fake-a.example:${a!.port}/v1`, insecure: true }] },
+      // issue 8 (defect 8): a plain-http loopback endpoint never goes through the proxy, whatever NO_PROXY says
+      { name: 'loopback', endpoints: [{ name: 'a', url: `${a!.url}/v1` }] },
       // "localhost" is listed in NO_PROXY below: reached directly
       { name: 'direct', endpoints: [{ name: 'b', url: `http://localhost:${b!.port}/v1` }] },
     ],
@@ -60,9 +65,20 @@ describe('egress proxy', () => {
   it('sends attempts through HTTP(S)_PROXY and honours NO_PROXY', async () => {
     const [a, b] = rig.fakes;
     expect((await post(`${rig.base}/via-proxy/chat/completions`, chatBody())).status).toBe(200);
-    expect(tunnels).toContain(`127.0.0.1:${a!.port}`);
+    expect(tunnels).toContain(`fake-a.example:${a!.port}`);
     expect((await post(`${rig.base}/direct/chat/completions`, chatBody())).status).toBe(200);
     expect(b!.stats().requests).toBe(1);
     expect(tunnels.some((t) => t.endsWith(`:${b!.port}`))).toBe(false);
+  });
+});
+
+describe('egress proxy and keys (issue 8, defect 8)', () => {
+  it('a plain-http loopback endpoint bypasses HTTP_PROXY, so the key never crosses the proxy in cleartext', async () => {
+    const before = tunnels.length;
+    const [a] = rig.fakes;
+    const served = a!.stats().requests;
+    expect((await post(`${rig.base}/loopback/chat/completions`, chatBody())).status).toBe(200);
+    expect(a!.stats().requests).toBe(served + 1);
+    expect(tunnels.slice(before)).toEqual([]);
   });
 });

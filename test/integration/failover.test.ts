@@ -43,14 +43,16 @@ describe('failover', () => {
     }
     expect(results.every((r) => typeof r.content === 'string' && r.content.length > 0)).toBe(true);
     expect(results.at(-1)!.endpoint).toBe('secondary');
-    expect(rig.endpoint('openai', 'primary').breaker.state.kind).toBe('open');
-    // volumeThreshold (5) plus a handful: every later request skips the open breaker
+    // issue 8 (defect 17): a 429 rate_limit_exceeded is model-scoped: it holds (primary, gpt-4.1)
+    // with a growing backoff and never feeds the primary's breaker, which other models still use
+    expect(rig.endpoint('openai', 'primary').breaker.state.kind).toBe('closed');
+    // volumeThreshold (5) plus a handful: every later request skips the held pair
     expect(primary!.stats().requests).toBeLessThanOrEqual(5 + 3);
     expect(secondary!.stats().requests).toBe(60);
     // the provider got the endpoint's key, never the app's
     const auth = secondary!.stats().recent.map((r) => r.headers.authorization);
     expect(new Set(auth)).toEqual(new Set([`Bearer ${TEST_KEY}`]));
-    expect(rig.logs.some((l) => l.includes('"breaker opened"'))).toBe(true);
+    expect(rig.logs.some((l) => l.includes('"breaker opened"'))).toBe(false);
   });
 
   it('under a total outage (503, then hang) every SDK call fails cleanly within its deadline and providers see at most 1.3 attempts per app request', async () => {
@@ -61,7 +63,8 @@ describe('failover', () => {
           name: 'openai',
           endpoints: primaryAndSecondary(a!, b!),
           breaker: { volumeThreshold: 5, openDuration: '1s' },
-          timeouts: { firstByte: '500ms', total: '3s' },
+          // issue 8 (defect 20): a non-streaming generation waits for its headers up to timeouts.response
+          timeouts: { firstByte: '500ms', response: '500ms', total: '3s' },
         },
       ],
     });

@@ -39,10 +39,42 @@ describe('the breakwater process', () => {
     expect(lines[0]).toContain('https');
   });
 
+  // Issue 8, defect 10: the URL is in the message, its password is not; a bad port is a config
+  // error like any other, not a stack trace.
+  it.each([
+    ['http://user:PASS-d10@api.example.com:99999/v1'],
+    ['https://user:PASS-d10@api.example.com:99999/v1'],
+    ['https://api.example.com:99999/v1?key=PASS-d10'],
+  ])('a config URL with a credential and a bad port (%s) exits with one line that never prints the credential', (url) => {
+    const path = join(dir, 'credential-url.yaml');
+    writeFileSync(path, upstreamsYaml([{ name: 'leaky', endpoints: [{ name: 'a', url }] }]));
+    const r = spawnSync(BIN, ['proxy', '--config', path, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { encoding: 'utf8', env: { ...process.env, [TEST_KEY_ENV]: 'k' }, timeout: 20_000 });
+    expect(r.status).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^breakwater: invalid config: /);
+    expect(lines[0]).toContain('spec.endpoints[0].url');
+    expect(r.stderr + r.stdout).not.toContain('PASS-d10');
+  });
+
   it('rejects a bad flag with one clear line', () => {
     const r = spawnSync(BIN, ['proxy', '--config', 'x.yaml', '--drain', 'soon'], { encoding: 'utf8', timeout: 20_000 });
     expect(r.status).not.toBe(0);
     expect(r.stderr.trim()).toBe('breakwater: --drain: "soon" is not a duration (e.g. 10s)');
+  });
+
+  it('the controller exits non-zero at start on a bad --injection-config, with one line naming the field', () => {
+    const path = join(dir, 'sidecar-values.yaml');
+    writeFileSync(path, 'image: breakwater:1\nreadiness: sometimes\n');
+    const r = spawnSync(BIN, ['controller', '--injection-config', path], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim()).toBe(`breakwater: invalid --injection-config: ${path}: readiness: must be one of breakers, local`);
+  });
+
+  it('rejects a --max-connections that is not a whole number >= 1', () => {
+    const r = spawnSync(BIN, ['proxy', '--config', 'x.yaml', '--max-connections', '0'], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.trim()).toBe('breakwater: --max-connections: "0" is not a whole number >= 1');
   });
 
   it('on SIGTERM stops accepting, lets an in-flight stream finish, then exits 0', async () => {

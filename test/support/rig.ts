@@ -8,6 +8,7 @@ import { startProxy, type RunningProxy } from '../../src/app.ts';
 import { startFake, type FakeProvider } from '../../src/fake/server.ts';
 import { createLogger } from '../../src/telemetry/log.ts';
 import type { EndpointRuntime } from '../../src/proxy/endpoint.ts';
+import type { EdgeLimits } from '../../src/proxy/limits.ts';
 
 export const TEST_KEY_ENV = 'BREAKWATER_TEST_KEY';
 export const TEST_KEY = 'sk-test-0123456789';
@@ -72,6 +73,9 @@ export interface RigOptions {
   upstreams: (fakes: FakeProvider[]) => UpstreamDef[];
   logLevel?: string;
   maxBodyBytes?: number;
+  maxBufferedBytes?: number;
+  /** the proxy port's timeouts and connection cap */
+  limits?: Partial<EdgeLimits>;
   key?: string;
 }
 
@@ -89,6 +93,8 @@ export async function startRig(options: RigOptions): Promise<Rig> {
     drainMs: 2_000,
     log,
     maxBodyBytes: options.maxBodyBytes,
+    maxBufferedBytes: options.maxBufferedBytes,
+    limits: options.limits,
   });
   return {
     fakes,

@@ -13,11 +13,11 @@ import { API_GROUP, API_VERSION, KIND, type UpstreamDocument } from '../schema.t
 import type { ConfigSink } from '../sink.ts';
 import type { Logger } from '../../telemetry/log.ts';
 import type { Metrics } from '../../telemetry/metrics.ts';
-import { KubeClient, loadKubeConfig, paths } from './kubernetes/client.ts';
-import { EventRecorder } from './kubernetes/events.ts';
-import { Informer } from './kubernetes/informer.ts';
-import { WorkQueue } from './kubernetes/queue.ts';
-import { SecretPendingError, SecretStore, secretRefsOf, type SecretRef } from './kubernetes/secrets.ts';
+import { KubeClient, loadKubeConfig, paths } from '../../kube/client.ts';
+import { EventRecorder } from '../../kube/events.ts';
+import { Informer } from '../../kube/informer.ts';
+import { WorkQueue } from '../../kube/queue.ts';
+import { SecretPendingError, SecretStore, secretRefsOf, type SecretRef } from '../../kube/secrets.ts';
 
 export interface KubernetesSourceOptions {
   namespace: string;

@@ -1,14 +1,20 @@
 // The Anthropic Messages dialect.
 import type { Outcome } from '../outcome.ts';
-import { usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind, type PathKind } from './types.ts';
+import { isInferencePath, usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind, type PathKind } from './types.ts';
 
 const TYPE: Record<OwnErrorKind, string> = {
   breaker_open: 'overloaded_error',
+  model_held: 'rate_limit_error',
+  endpoint_held: 'rate_limit_error',
+  overloaded: 'overloaded_error',
   budget_exhausted: 'overloaded_error',
   deadline_exceeded: 'timeout_error',
   upstream_unavailable: 'api_error',
   upstream_timeout: 'timeout_error',
   invalid_request: 'invalid_request_error',
+  forbidden: 'permission_error',
+  method_not_allowed: 'invalid_request_error',
+  request_timeout: 'invalid_request_error',
   payload_too_large: 'request_too_large',
   not_found: 'not_found_error',
   shutting_down: 'overloaded_error',
@@ -24,14 +30,19 @@ function errorOf(body: unknown): { type?: unknown; message?: unknown } | undefin
   return (body as { error?: { type?: unknown; message?: unknown } } | undefined)?.error;
 }
 
-function classifyError({ status, body, retryAfterMs }: ErrorClassInput): Outcome {
+function classifyError({ status, body, retryAfterMs, path }: ErrorClassInput): Outcome {
   const error = errorOf(body);
   const message = typeof error?.message === 'string' ? error.message : '';
+  const inference = isInferencePath(path);
   if (status === 529 || error?.type === 'overloaded_error') return { kind: 'throttled', status, scope: 'model', retryAfterMs };
-  if (status === 429) return { kind: 'throttled', status, scope: 'endpoint', retryAfterMs };
-  if (status === 401 || status === 403) return { kind: 'account', status, reason: typeof error?.type === 'string' ? error.type : 'unauthorized' };
+  if (status === 429 || error?.type === 'rate_limit_error') return { kind: 'throttled', status, scope: 'endpoint', retryAfterMs };
+  // A key failure on an inference path holds the endpoint; a permission_error (a scoped key, an
+  // admin-only path) is about this request alone: the app gets it, nothing is held.
+  if ((status === 401 || error?.type === 'authentication_error') && inference) {
+    return { kind: 'account', status, reason: typeof error?.type === 'string' ? error.type : 'unauthorized' };
+  }
   // Anthropic reports an exhausted prepaid balance as a 400; it is an account problem, not the request's.
-  if (status === 400 && /credit balance/i.test(message)) return { kind: 'account', status, reason: 'credit balance too low' };
+  if ((status === 400 || status === 403) && /credit balance/i.test(message) && inference) return { kind: 'account', status, reason: 'credit balance too low' };
   if (status === 408 || status >= 500) return { kind: 'server_error', status, retryAfterMs };
   return { kind: 'client_fault', status };
 }
@@ -52,6 +63,7 @@ export const anthropic: DialectRules = {
   invalidBody,
   isTerminalEvent: (event) => event === 'message_stop',
   isErrorEvent: (event) => event === 'error',
+  commitsStream: (event) => event !== 'message_start' && event !== 'content_block_start',
   // a message: body.usage; a stream: message_start carries input, message_delta the output
   readUsage: (body) => {
     const b = body as { usage?: unknown; message?: { usage?: unknown } } | undefined;

@@ -1,15 +1,21 @@
 // The OpenAI dialect (and every OpenAI-compatible provider: Azure, vLLM, Gemini's and
 // Anthropic's compatibility APIs, OpenRouter, Groq...).
 import type { Outcome } from '../outcome.ts';
-import { usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind, type PathKind } from './types.ts';
+import { isInferencePath, usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind, type PathKind } from './types.ts';
 
 const TYPE: Record<OwnErrorKind, string> = {
   breaker_open: 'server_error',
+  model_held: 'rate_limit_exceeded',
+  endpoint_held: 'rate_limit_exceeded',
+  overloaded: 'server_error',
   budget_exhausted: 'server_error',
   deadline_exceeded: 'timeout',
   upstream_unavailable: 'server_error',
   upstream_timeout: 'timeout',
   invalid_request: 'invalid_request_error',
+  forbidden: 'invalid_request_error',
+  method_not_allowed: 'invalid_request_error',
+  request_timeout: 'invalid_request_error',
   payload_too_large: 'invalid_request_error',
   not_found: 'invalid_request_error',
   shutting_down: 'server_error',
@@ -27,11 +33,23 @@ function code(body: unknown): string | undefined {
   return typeof error?.type === 'string' ? error.type : undefined;
 }
 
-function classifyError({ status, body, retryAfterMs }: ErrorClassInput): Outcome {
+/** error codes that say the key or the account itself is unusable (not this one request) */
+const KEY_FAILURES = new Set([
+  'invalid_api_key', 'insufficient_quota', 'authentication_error', 'account_deactivated', 'billing_not_active',
+  // the provider refuses this endpoint's region: every request through it will fail the same way
+  'unsupported_country_region_territory',
+]);
+
+function classifyError({ status, body, retryAfterMs, path }: ErrorClassInput): Outcome {
   const c = code(body);
-  if (c === 'insufficient_quota') return { kind: 'account', status, reason: 'insufficient_quota' };
-  if (status === 429) return { kind: 'throttled', status, scope: c === 'rate_limit_exceeded' ? 'model' : 'endpoint', retryAfterMs };
-  if (status === 401 || status === 403) return { kind: 'account', status, reason: c ?? (status === 401 ? 'unauthorized' : 'forbidden') };
+  const inference = isInferencePath(path);
+  if (c === 'insufficient_quota' && inference) return { kind: 'account', status, reason: 'insufficient_quota' };
+  if (status === 429 || c === 'rate_limit_exceeded') return { kind: 'throttled', status, scope: c === 'rate_limit_exceeded' ? 'model' : 'endpoint', retryAfterMs };
+  // A key failure on an inference path holds the endpoint; a permission 403 (a restricted key,
+  // an organization-only path) is about this request alone: the app gets it, nothing is held.
+  if ((status === 401 || (status === 403 && c !== undefined && KEY_FAILURES.has(c))) && inference) {
+    return { kind: 'account', status, reason: c ?? 'unauthorized' };
+  }
   if (status === 529) return { kind: 'throttled', status, scope: 'endpoint', retryAfterMs };
   if (status === 408 || status >= 500) return { kind: 'server_error', status, retryAfterMs };
   return { kind: 'client_fault', status };
@@ -59,6 +77,8 @@ export const openai: DialectRules = {
   invalidBody,
   isTerminalEvent: (event, data) =>
     event === undefined ? data === '[DONE]' : event === 'response.completed' || event === 'response.incomplete' || event === 'response.failed',
+  // a Responses stream announces itself (response.created, response.in_progress) before content
+  commitsStream: (event) => event !== 'response.created' && event !== 'response.in_progress',
   // response.failed ends a Responses stream, but as the provider's failure, not an answer
   isErrorEvent: (event, data) => event === 'error' || event === 'response.failed' || (event === undefined && data.startsWith('{"error"')),
   // chat/completions and embeddings: body.usage; Responses API: response.usage (also in response.completed)

@@ -5,11 +5,20 @@ import type { Outcome } from '../outcome.ts';
 /** Errors Breakwater itself produces. Each maps to one HTTP status (rescue.ts). */
 export type OwnErrorKind =
   | 'breaker_open'
+  /** a model-scoped throttle holds the model on every endpoint (429, the hold's Retry-After) */
+  | 'model_held'
+  /** every endpoint is held for a provider's Retry-After (429) */
+  | 'endpoint_held'
+  /** Breakwater's own limit (buffered request bytes) is full: 503 with Retry-After */
+  | 'overloaded'
   | 'budget_exhausted'
   | 'deadline_exceeded'
   | 'upstream_unavailable'
   | 'upstream_timeout'
   | 'invalid_request'
+  | 'forbidden'
+  | 'method_not_allowed'
+  | 'request_timeout'
   | 'payload_too_large'
   | 'not_found'
   | 'shutting_down'
@@ -42,6 +51,13 @@ export interface ErrorClassInput {
   /** the parsed error body, when it was JSON */
   body: unknown;
   retryAfterMs: number | undefined;
+  /** what the request was for: a key failure holds the endpoint only on an inference path */
+  path: PathKind;
+}
+
+/** generation and embeddings: the calls every key that serves the app must be able to make */
+export function isInferencePath(path: PathKind): boolean {
+  return path === 'generation' || path === 'embeddings';
 }
 
 export interface DialectRules {
@@ -56,6 +72,12 @@ export interface DialectRules {
   invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }, path: PathKind): string | undefined;
   /** SSE: does this event end the stream properly? */
   isTerminalEvent(event: string | undefined, data: string): boolean;
+  /**
+   * SSE: does this event commit the stream (the status and held events go to the app)? Events
+   * that only announce a message (Anthropic's message_start, content_block_start) do not, so a
+   * provider that fails right after them can still be failed over.
+   */
+  commitsStream(event: string | undefined): boolean;
   /** SSE: is this event the provider reporting an error? */
   isErrorEvent(event: string | undefined, data: string): boolean;
   /** token usage in a JSON body or an SSE event's data, when it reports any */

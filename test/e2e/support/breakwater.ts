@@ -95,26 +95,42 @@ export async function startSidecar(cp: ControlPlane, namespace: string, opts: { 
   return { ...c, port, base, admin: adminBase, metric };
 }
 
+export interface Controller extends Child {
+  /** http://127.0.0.1:ADMIN (/livez, /readyz, /metrics) */
+  admin: string;
+}
+
+/**
+ * `breakwater controller` as the controller identity. Its admin server gets a free loopback
+ * port; the webhook is off unless `args` turn it on (--webhook-listen ...).
+ */
 export async function startController(
   cp: ControlPlane,
   namespace: string,
   opts: { name?: string; identity?: string; fieldManager?: string; args?: string[]; env?: Record<string, string> } = {},
-): Promise<Child> {
+): Promise<Controller> {
   const name = opts.name ?? 'controller';
+  const admin = await freePort();
+  const args = opts.args ?? [];
   const proc = await spawnBreakwater(cp, name, { KUBECONFIG: cp.kubeconfig.controller, ...opts.env }, [
     'controller',
     '--namespace',
     namespace,
     '--lease-namespace',
     'breakwater-system',
+    '--pod-namespace',
+    'breakwater-system',
+    '--admin',
+    `127.0.0.1:${admin}`,
+    ...(args.includes('--webhook-listen') ? [] : ['--webhook-listen', 'off']),
     ...(opts.identity ? ['--identity', opts.identity] : []),
     ...(opts.fieldManager ? ['--field-manager', opts.fieldManager] : []),
-    ...(opts.args ?? []),
+    ...args,
   ]);
   const c = child(proc);
   await waitUntil(`${name} started`, async () => {
     if (proc.hasExited()) throw new Error(`${name} exited:\n${c.log().slice(-3000)}`);
     return c.log().includes('controller started');
   }, 30_000);
-  return c;
+  return { ...c, admin: `http://127.0.0.1:${admin}` };
 }

@@ -1,15 +1,18 @@
 // Setup on a running test control plane: the generated CRD, a namespace, and Breakwater's RBAC
-// from deploy/rbac/ bound to the harness's sidecar and controller identities. The manifests are
-// applied as written except for what an operator sets per install: namespaces, the subjects
-// (harness users instead of ServiceAccounts) and the list of Secrets Breakwater may read.
-import { readFileSync } from 'node:fs';
+// as the chart renders it (`helm template charts/breakwater`, the app namespace and its
+// Secrets as values), bound to the harness's sidecar and controller identities instead of
+// ServiceAccounts. There is no other copy of these rules.
 import { join, resolve } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { IDENTITIES, type ControlPlane, type ExecOptions, type ExecResult } from '../harness.ts';
+import { RBAC_KINDS, RELEASE_NAMESPACE, renderChart, type K8sObject, type Subject } from './chart.ts';
 
 export const REPO = resolve(import.meta.dirname, '..', '..', '..');
 export const CRD_FILE = join(REPO, 'crds', 'llmupstreams.breakwater.dev.yaml');
-export const CONTROLLER_NAMESPACE = 'breakwater-system';
+export const CONTROLLER_NAMESPACE = RELEASE_NAMESPACE;
+/** The chart's controller ServiceAccount for release `breakwater`. */
+export const CONTROLLER_SERVICE_ACCOUNT = 'breakwater-controller';
+/** The ServiceAccount the tests' app namespaces list in appNamespaces[].serviceAccounts. */
+export const APP_SERVICE_ACCOUNT = 'app';
 
 /** kubectl that throws (with its stderr) when the command fails. */
 export async function kubectlOk(cp: ControlPlane, args: readonly string[], opts: ExecOptions = {}): Promise<string> {
@@ -25,48 +28,44 @@ export async function applyJson(cp: ControlPlane, objects: unknown[], opts: Exec
 
 export async function installCrd(cp: ControlPlane): Promise<void> {
   await kubectlOk(cp, ['apply', '--server-side', '-f', CRD_FILE]);
+  await waitForCrd(cp, 'llmupstreams.breakwater.dev');
+}
+
+/** Waits until a CRD is Established. */
+export async function waitForCrd(cp: ControlPlane, name: string): Promise<void> {
   // poll rather than `kubectl wait`: right after the create, .status.conditions can still be
   // null, and kubectl wait then fails at once ("accessor error") instead of waiting
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const res = await cp.kubectl(['get', 'crd/llmupstreams.breakwater.dev', '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}']);
+    const res = await cp.kubectl(['get', `crd/${name}`, '-o', 'jsonpath={.status.conditions[?(@.type=="Established")].status}']);
     if (res.code === 0 && res.stdout.trim() === 'True') return;
-    if (Date.now() > deadline) throw new Error(`the CRD was not Established within 60 s: ${res.stdout}${res.stderr}`);
+    if (Date.now() > deadline) throw new Error(`the CRD ${name} was not Established within 60 s: ${res.stdout}${res.stderr}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-type Obj = { kind: string; metadata: { name: string; namespace?: string }; subjects?: { kind: string; name: string; namespace?: string }[]; rules?: { resources?: string[]; resourceNames?: string[] }[] };
-
-function loadManifests(file: string): Obj[] {
-  return parseAllDocuments(readFileSync(join(REPO, 'deploy', 'rbac', file), 'utf8'))
-    .map((d) => d.toJS() as Obj | null)
-    .filter((o): o is Obj => o !== null);
-}
-
 /**
- * deploy/rbac/*.yaml for a test: app namespace `namespace`, controller namespace
- * breakwater-system, subjects = the harness identities, readable Secrets = `secretNames`.
+ * The chart's RBAC (`helm template`, release breakwater in breakwater-system) for a test: app
+ * namespace `namespace` with the Secrets `secretNames`, the ServiceAccount subjects replaced by
+ * the harness identities (the controller's ServiceAccount -> the controller user, the app's ->
+ * the sidecar user). Everything else is as the chart renders it.
  */
-export function renderRbac(namespace: string, secretNames: readonly string[]): Obj[] {
-  const user = (component: 'sidecar' | 'controller') => ({ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: IDENTITIES[component].user });
-  const out: Obj[] = [];
-  for (const [file, ns] of [['namespace.yaml', namespace], ['controller.yaml', CONTROLLER_NAMESPACE]] as const) {
-    for (const obj of loadManifests(file)) {
-      if (obj.metadata.namespace !== undefined) obj.metadata.namespace = ns;
-      if (obj.subjects) {
-        obj.subjects = obj.subjects.map((s) => (s.kind === 'ServiceAccount' ? user(s.name === 'breakwater-controller' ? 'controller' : 'sidecar') : s));
-      }
-      if (obj.rules) {
-        // an empty resourceNames list would grant every Secret: no names, no rule
-        obj.rules = obj.rules
-          .map((rule) => (rule.resources?.includes('secrets') && rule.resourceNames ? { ...rule, resourceNames: [...secretNames] } : rule))
-          .filter((rule) => !(rule.resources?.includes('secrets') && rule.resourceNames?.length === 0));
-      }
-      out.push(obj);
-    }
-  }
-  return out;
+export async function renderRbac(cp: ControlPlane, namespace: string, secretNames: readonly string[]): Promise<K8sObject[]> {
+  const values = { appNamespaces: [{ name: namespace, serviceAccounts: [APP_SERVICE_ACCOUNT], secrets: [...secretNames] }] };
+  const objects = await renderChart((args, opts) => cp.helm(args, opts), values, { namespace: CONTROLLER_NAMESPACE, kubeVersion: cp.version });
+  const user = (component: 'sidecar' | 'controller'): Subject => ({ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: IDENTITIES[component].user });
+  return objects
+    .filter((obj) => RBAC_KINDS.has(obj.kind))
+    .map((obj) =>
+      obj.subjects
+        ? {
+            ...obj,
+            subjects: obj.subjects.map((s) =>
+              s.kind !== 'ServiceAccount' ? s : user(s.namespace === CONTROLLER_NAMESPACE && s.name === CONTROLLER_SERVICE_ACCOUNT ? 'controller' : 'sidecar'),
+            ),
+          }
+        : obj,
+    );
 }
 
 /** CRD, namespaces, RBAC. */
@@ -76,7 +75,7 @@ export async function setupCluster(cp: ControlPlane, namespace: string, secretNa
     const res = await cp.kubectl(['create', 'namespace', ns]);
     if (res.code !== 0 && !res.stderr.includes('AlreadyExists')) throw new Error(res.stderr);
   }
-  await applyJson(cp, renderRbac(namespace, secretNames));
+  await applyJson(cp, await renderRbac(cp, namespace, secretNames));
 }
 
 export function secret(namespace: string, name: string, data: Record<string, string>): object {

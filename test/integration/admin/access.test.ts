@@ -125,8 +125,12 @@ describe('admin actions', () => {
     expect(foreign.status).toBe(403);
     const rebound = await post(`${stack.adminUrl}/admin/upstreams/chat/endpoints/a/open`, { origin: `http://attacker.example:${stack.proxy.adminPort}` });
     expect(rebound.status).toBe(403);
+    // another server on another loopback port of the operator's machine is a foreign page too
+    const otherPort = await post(`${stack.adminUrl}/admin/upstreams/chat/endpoints/a/open`, { origin: 'http://127.0.0.1:3000' });
+    expect(otherPort.status).toBe(403);
     expect((await breakerStates(stack))['chat/a']).toBe('closed');
-    const own = await post(`${stack.adminUrl}/admin/upstreams/chat/endpoints/a/reset`, { origin: `http://localhost:${stack.proxy.adminPort}` });
+    // the dashboard's own page: Origin equals the Host it was loaded from
+    const own = await post(`${stack.adminUrl}/admin/upstreams/chat/endpoints/a/reset`, { origin: new URL(stack.adminUrl).origin });
     expect(own.status).toBe(200);
   });
 });

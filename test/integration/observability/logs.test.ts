@@ -64,9 +64,9 @@ beforeAll(async () => {
   expect((await post(`${stack.adminUrl}/admin/upstreams/chat/endpoints/a/reset`)).status).toBe(200);
   // a rejected config, then a good one
   writeFileSync(stack.configPath, yaml(urls).replace('name: chat', 'name: Not_A_Valid_Name'));
-  stack.proxy.source!.reload();
+  await stack.proxy.source!.reload();
   writeFileSync(stack.configPath, yaml(urls, '# edited\n'));
-  stack.proxy.source!.reload();
+  await stack.proxy.source!.reload();
   // and the places a key could leak from
   for (const path of ['/debug/state', '/metrics', '/dashboard', '/readyz', '/livez']) {
     const res = await fetch(`${stack.adminUrl}${path}`);

@@ -12,11 +12,14 @@ describe('isLoopbackAddress', () => {
 });
 
 describe('originAllowed', () => {
-  it('lets tools without Origin and pages served from loopback names through', () => {
-    for (const o of [undefined, 'http://localhost:7879', 'http://127.0.0.1:7879', 'http://[::1]:7879', 'http://localhost']) expect(originAllowed(o), String(o)).toBe(true);
+  it('lets tools without Origin and pages this admin server served (Origin equal to Host) through', () => {
+    for (const [o, h] of [[undefined, 'localhost:7879'], [undefined, undefined], ['http://localhost:7879', 'localhost:7879'], ['http://127.0.0.1:7879', '127.0.0.1:7879'], ['http://[::1]:7879', '[::1]:7879'], ['http://localhost', 'localhost'], ['http://LOCALHOST:7879', 'localhost:7879']] as const) expect(originAllowed(o, h), `${o} ${h}`).toBe(true);
   });
   it('refuses other origins, DNS-rebound names and garbage', () => {
-    for (const o of ['http://evil.example', 'http://127.0.0.1.nip.io:7879', 'http://localhost.evil.example', 'null', 'not a url']) expect(originAllowed(o), o).toBe(false);
+    for (const o of ['http://evil.example', 'http://127.0.0.1.nip.io:7879', 'http://localhost.evil.example', 'null', 'not a url']) expect(originAllowed(o, 'localhost:7879'), o).toBe(false);
+  });
+  it('refuses a page from another loopback port or another loopback name than the Host', () => {
+    for (const [o, h] of [['http://localhost:3000', 'localhost:7879'], ['http://127.0.0.1:7879', 'localhost:7879'], ['http://localhost:7879', undefined], ['file://localhost:7879', 'localhost:7879']] as const) expect(originAllowed(o, h), `${o} ${h}`).toBe(false);
   });
 });
 

@@ -31,7 +31,7 @@ spec:
 
 function setup(policy: ReadinessPolicy = 'breakers') {
   const metrics = createMetrics();
-  const runtime = new ProxyRuntime({ clock: systemClock, log: silentLogger, metrics });
+  const runtime = new ProxyRuntime({ clock: systemClock, log: silentLogger, metrics, random: () => 0 });
   const readiness = new Readiness({ runtime, clock: systemClock, log: silentLogger, metrics, policy, unreadyAfterMs: 10_000 });
   const config = compileConfig(parseYamlStream(YAML, 't.yaml'), envOrFileAuth, 'test', 0);
   const endpoint = (u: string, e: string) => runtime.snapshot!.upstreams.get(u)!.endpoints.find((x) => x.name === e)!;
@@ -83,7 +83,7 @@ describe('Readiness (breakers)', () => {
     apply();
     readiness.start(); // holds carry no start time: the background tick notices them
     const e1 = endpoint('main', 'e1');
-    const admitted = e1.admit(undefined, Date.now());
+    const admitted = e1.gate.take(undefined, Date.now());
     if (!admitted.admitted) throw new Error('not admitted');
     e1.record(admitted.ticket, { kind: 'throttled', status: 429, scope: 'endpoint', retryAfterMs: 60_000 }, undefined, { requestId: 'r', maxRetryAfterMs: 60_000, respectRetryAfter: true, authUsed: e1.config.auth });
     expect(e1.breaker.state.kind).toBe('closed');

@@ -23,10 +23,12 @@ describe('compileUpstream defaults', () => {
     expect(u.breaker).toEqual({
       errorThresholdPercentage: DEFAULTS.breaker.errorThresholdPercentage,
       volumeThreshold: DEFAULTS.breaker.volumeThreshold,
+      consecutiveFailures: DEFAULTS.breaker.consecutiveFailures,
       rollingWindowMs: parseDuration(DEFAULTS.breaker.rollingWindow),
       openDurationMs: parseDuration(DEFAULTS.breaker.openDuration),
       halfOpenRamp: [...DEFAULTS.breaker.halfOpenRamp],
       failOn: new Set(DEFAULTS.breaker.failOn),
+      key: expect.any(String),
     });
     expect(u.retry).toEqual({
       maxAttempts: DEFAULTS.retry.maxAttempts,
@@ -77,7 +79,7 @@ describe('compileUpstream with every field set', () => {
       { name: 'first', url: 'https://api.anthropic.com/v1?beta=true', priority: 0, query: { 'api-version': '2025 04', a: 'b&c' }, headers: { 'Anthropic-Beta': 'x' }, models: { big: 'claude-big-2025' } },
       { name: 'second', url: 'https://second.example.com', priority: 0, auth: { env: 'SECOND_KEY' } },
     ],
-    breaker: { errorThresholdPercentage: 25, volumeThreshold: 4, rollingWindow: '1m30s', openDuration: '45s', halfOpenRamp: [2, 4], failOn: ['server_error', 'timeout'] },
+    breaker: { errorThresholdPercentage: 25, volumeThreshold: 4, consecutiveFailures: 3, rollingWindow: '1m30s', openDuration: '45s', halfOpenRamp: [2, 4], failOn: ['server_error', 'timeout'] },
     retry: {
       maxAttempts: 5,
       backoff: { initial: '100ms', max: '2s', jitter: 'none' },
@@ -101,7 +103,7 @@ describe('compileUpstream with every field set', () => {
 
   it('takes every value from the spec, durations in ms', () => {
     expect(u).toMatchObject({ name: 'chat', api: 'anthropic', required: true });
-    expect(u.breaker).toEqual({ errorThresholdPercentage: 25, volumeThreshold: 4, rollingWindowMs: 90_000, openDurationMs: 45_000, halfOpenRamp: [2, 4], failOn: new Set(['server_error', 'timeout']) });
+    expect(u.breaker).toEqual({ errorThresholdPercentage: 25, volumeThreshold: 4, consecutiveFailures: 3, rollingWindowMs: 90_000, openDurationMs: 45_000, halfOpenRamp: [2, 4], failOn: new Set(['server_error', 'timeout']), key: expect.any(String) });
     expect(u.retry).toEqual({
       maxAttempts: 5,
       backoff: { initialMs: 100, maxMs: 2000, jitter: 'none' },
@@ -191,6 +193,31 @@ describe('compile errors', () => {
     expect((error as Error).message).toMatch(/^LLMUpstream "chat": spec\.breaker\.errorThresholdPercentage: /);
   });
 
+  // issue 8, defect 10: compile threw a TypeError (a stack trace at start-up) for this URL
+  it('an https URL with a port out of range is a ConfigError at the url, not a crash', () => {
+    const bad = withSpec({ endpoints: [{ name: 'a', url: 'https://api.example.com:99999/v1' }] });
+    expect(() => compileUpstream(bad, noAuth)).toThrow(expect.objectContaining({ name: 'ConfigError', path: 'spec.endpoints[0].url' }));
+  });
+
+  it('a URL with a password is refused, and no part of the error prints the password', () => {
+    const bad = withSpec({ endpoints: [{ name: 'a', url: 'http://user:PASS-d10@api.example.com:99999/v1' }] });
+    let error: unknown;
+    try {
+      compileUpstream(bad, noAuth);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).detail).toContain('user info');
+    for (const text of [(error as Error).message, (error as Error).stack ?? '', JSON.stringify(error), inspect(error, { depth: 5 })]) expect(text).not.toContain('PASS-d10');
+  });
+
+  it('redacts any URL in a detail, whoever wrote it', () => {
+    const error = new ConfigError('LLMUpstream "chat"', '(spec)', 'could not reach https://user:PASS-d10@api.example.com/v1?key=KEY-d10: refused');
+    expect(error.detail).toBe('could not reach https://api.example.com/v1?key=redacted: refused');
+    expect(error.message).not.toContain('PASS-d10');
+  });
+
   it('lets a resolver\'s ConfigError through unchanged', () => {
     const failure = new ConfigError('LLMUpstream "chat"', 'spec.endpoints[0].auth', 'environment variable K is not set', 'SecretNotFound');
     const d = withSpec({ endpoints: [{ name: 'a', url: 'https://a.example.com/v1', auth: { env: 'K' } }] });
@@ -229,5 +256,26 @@ describe('compileConfig', () => {
 
   it('accepts an empty set (a file with no upstreams)', () => {
     expect(compileConfig([], noAuth, 'file:x', 1).upstreams.size).toBe(0);
+  });
+});
+
+describe('the breaker key (computed at compile time)', () => {
+  it('changes with every breaker field and with nothing else', () => {
+    const key = (spec: Record<string, unknown>) => compileUpstream(withSpec(spec), noAuth).breaker.key;
+    const base = key({});
+    expect(key({})).toBe(base);
+    expect(key({ retry: { maxAttempts: 2 } })).toBe(base);
+    for (const breaker of [
+      { errorThresholdPercentage: 20 },
+      { volumeThreshold: 3 },
+      { consecutiveFailures: 9 },
+      { rollingWindow: '1m' },
+      { openDuration: '5s' },
+      { halfOpenRamp: [2] },
+      { failOn: ['timeout'] },
+    ]) {
+      expect(key({ breaker }), JSON.stringify(breaker)).not.toBe(base);
+    }
+    expect(key({ breaker: { failOn: ['timeout', 'connect'] } })).toBe(key({ breaker: { failOn: ['connect', 'timeout'] } }));
   });
 });

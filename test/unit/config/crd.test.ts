@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { buildCrd, CRD_PATH, renderCrd, schemaAt, toStructural } from '../../../hack/gen-crd.ts';
+import { buildCrd, CHART_CRD_PATH, CRD_PATH, renderCrd, schemaAt, toStructural } from '../../../hack/gen-crd.ts';
 import { RULES } from '../../../src/config/rules.ts';
 import { Type } from '@sinclair/typebox';
 
@@ -34,6 +34,10 @@ function walk(node: Node, path: string, visit: (node: Node, path: string) => voi
 describe('crds/llmupstreams.breakwater.dev.yaml', () => {
   it('is up to date with src/config/schema.ts and src/config/rules.ts (run `make crd`)', () => {
     expect(readFileSync(CRD_PATH, 'utf8'), 'the committed CRD is stale: run `make crd` and commit it').toBe(renderCrd());
+  });
+
+  it('is copied byte for byte into the chart (charts/breakwater/crds/; run `make crd`)', () => {
+    expect(readFileSync(CHART_CRD_PATH, 'utf8'), 'the chart\'s CRD differs from crds/: run `make crd` and commit both').toBe(readFileSync(CRD_PATH, 'utf8'));
   });
 
   it('parses back to the generated object', () => {

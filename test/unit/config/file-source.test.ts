@@ -8,7 +8,9 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ConfigError } from '../../../src/config/compile.ts';
 import type { UpstreamConfig } from '../../../src/config/runtime.ts';
 import type { ConfigSink } from '../../../src/config/sink.ts';
-import { envOrFileAuth, parseYamlStream, startFileSource, type FileSource } from '../../../src/config/sources/file.ts';
+import { systemClock } from '../../../src/clock.ts';
+import { envOrFileAuth, INLINE_PARSE_MAX_CHARS, parseYamlStream, startFileSource, type FileSource } from '../../../src/config/sources/file.ts';
+import { readConfigDocuments } from '../../../src/config/sources/parse.ts';
 
 const WAIT = { timeout: 5000, interval: 10 };
 
@@ -262,13 +264,13 @@ describe('startFileSource', () => {
     expect(sink.applied.length).toBe(1);
   });
 
-  it('reload() applies an edit at once, without waiting for the watcher', () => {
+  it('reload() applies an edit at once, without waiting for the watcher', async () => {
     const path = join(dir, 'upstreams.yaml');
     writeFileSync(path, upstreamYaml('openai'));
     const sink = new RecordingSink();
     const source = start(path, sink, 60_000);
     writeFileSync(path, upstreamYaml('now'));
-    source.reload();
+    await source.reload();
     expect(sink.names).toEqual([['openai'], ['now']]);
   });
 
@@ -321,7 +323,7 @@ describe('startFileSource', () => {
   });
 
   // schema.ts: auth.file is "file holding the key, re-read on every reload (file source)".
-  it('re-reads a key file on reload(), so a rotated key is applied though the config text is unchanged', () => {
+  it('re-reads a key file on reload(), so a rotated key is applied though the config text is unchanged', async () => {
     const keyFile = join(dir, 'openai.key');
     writeFileSync(keyFile, 'sk-old\n');
     const path = join(dir, 'upstreams.yaml');
@@ -329,7 +331,151 @@ describe('startFileSource', () => {
     const sink = new RecordingSink();
     const source = start(path, sink);
     writeFileSync(keyFile, 'sk-rotated\n');
-    source.reload();
+    await source.reload();
     expect(sink.applied.at(-1)!.upstreams[0]!.endpoints[0]!.auth!.value.reveal()).toBe('Bearer sk-rotated');
+  });
+});
+
+// issue 8, defect 19: `>` or an editor leaves the file empty for a moment; that emptied the route table
+describe('a file with no documents', () => {
+  it.each([
+    ['empty', ''],
+    ['only comments', '# rewriting\n'],
+    ['only separators', '---\n---\n'],
+  ])('is refused at start (%s), naming the file', (_label, text) => {
+    const path = join(dir, 'upstreams.yaml');
+    writeFileSync(path, text);
+    const error = caught(() => start(path, new RecordingSink()));
+    expect(error).toMatchObject({ document: 'upstreams.yaml', path: '(file)', reason: 'Invalid' });
+    expect(error.detail).toContain('no LLMUpstream document');
+  });
+
+  it('is refused on reload while the last good config keeps serving; the rewritten file applies', async () => {
+    const path = join(dir, 'upstreams.yaml');
+    writeFileSync(path, upstreamYaml('openai'));
+    const sink = new RecordingSink();
+    const source = start(path, sink, 60_000);
+    writeFileSync(path, '');
+    await source.reload();
+    expect(sink.rejected.map((r) => r.error.detail)).toEqual([expect.stringContaining('no LLMUpstream document')]);
+    expect(sink.names).toEqual([['openai']]);
+    writeFileSync(path, upstreamYaml('openai'));
+    await source.reload();
+    expect(sink.names).toEqual([['openai'], ['openai']]);
+  });
+});
+
+describe('the debounce, on virtual time', () => {
+  afterEach(() => vi.useRealTimers());
+
+  it('a truncate and a rewrite within the quiet time are one reload of the finished file, 250 ms after the last change', async () => {
+    const path = join(dir, 'upstreams.yaml');
+    writeFileSync(path, upstreamYaml('v1'));
+    const sink = new RecordingSink();
+    const realSetTimeout = globalThis.setTimeout; // fs.watch events are real I/O: wait for them in real time
+    const realSleep = (ms: number) => new Promise((r) => realSetTimeout(r, ms));
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    sources.push(startFileSource({ path, sink, clock: systemClock }));
+    writeFileSync(path, '');
+    await realSleep(300);
+    vi.advanceTimersByTime(200);
+    writeFileSync(path, upstreamYaml('v2'));
+    await realSleep(300);
+    vi.advanceTimersByTime(249);
+    await realSleep(50);
+    expect(sink.applied.length + sink.rejected.length).toBe(1); // nothing yet: 249 ms of quiet
+    vi.advanceTimersByTime(1);
+    await vi.waitFor(() => expect(sink.names).toEqual([['v1'], ['v2']]), WAIT);
+    expect(sink.rejected).toEqual([]); // the empty file was never loaded
+  });
+});
+
+// issue 8, defect 11: a 40k-key map (0.55 MiB) blocked the event loop for 10.8 s
+describe('large and pathological files', () => {
+  it('refuses a config file over 1 MiB before reading it, naming its size', async () => {
+    const path = join(dir, 'upstreams.yaml');
+    const big = `${upstreamYaml('openai')}${'# padding padding padding padding padding padding padding\n'.repeat(20_000)}`;
+    expect(big.length).toBeGreaterThan(1024 * 1024);
+    writeFileSync(path, big);
+    const error = caught(() => start(path, new RecordingSink()));
+    expect(error).toMatchObject({ path: '(file)', reason: 'Invalid' });
+    expect(error.detail).toMatch(/^config file is 1\.1 MiB \(\d+ bytes\); the limit is 1\.0 MiB \(1048576 bytes\)/);
+
+    writeFileSync(path, upstreamYaml('openai'));
+    const sink = new RecordingSink();
+    const source = start(path, sink, 60_000);
+    writeFileSync(path, big);
+    await source.reload();
+    expect(sink.rejected[0]!.error.detail).toContain('the limit is 1.0 MiB');
+    expect(sink.names).toEqual([['openai']]);
+  });
+
+  it('parses a 40,000-key map in bounded time and refuses it at the map', () => {
+    const entries = Array.from({ length: 40_000 }, (_, i) => `        m${i}: v${i}\n`).join('');
+    const text = `${upstreamYaml('openai')}      models:\n${entries}`;
+    expect(text.length).toBeLessThan(1024 * 1024);
+    const started = performance.now();
+    const error = caught(() => readConfigDocuments(text, 'u.yaml'));
+    // generous, to catch the quadratic duplicate-key check (36 s here before the fix)
+    expect(performance.now() - started).toBeLessThan(15_000);
+    expect(error).toMatchObject({ document: 'document 1 (LLMUpstream "openai")', path: 'spec.endpoints[0].models' });
+  });
+
+  it('still refuses a duplicate key, naming its line', () => {
+    const text = `${upstreamYaml('openai')}      models:\n        a: b\n        c: d\n        a: e\n`;
+    const error = caught(() => parseYamlStream(text, 'u.yaml'));
+    expect(error).toMatchObject({ document: 'u.yaml document 1', path: 'line 12' });
+    expect(error.detail).toBe('Map keys must be unique: "a" appears twice');
+  });
+
+  it('a change made during a reload is applied after it: reloads run one at a time, the newest text wins', async () => {
+    const path = join(dir, 'upstreams.yaml');
+    writeFileSync(path, upstreamYaml('v1'));
+    const sink = new RecordingSink();
+    const source = start(path, sink, 60_000);
+    writeFileSync(path, upstreamYaml('v2'));
+    const first = source.reload();
+    writeFileSync(path, upstreamYaml('v3'));
+    const second = source.reload();
+    await Promise.all([first, second]);
+    expect(sink.names.at(-1)).toEqual(['v3']);
+    expect(sink.names.length).toBeLessThanOrEqual(3);
+  });
+
+  /** More documents than INLINE_PARSE_MAX_CHARS holds: such a reload parses in a worker thread. */
+  const manyUpstreams = (prefix: string) => {
+    const docs = Array.from({ length: 300 }, (_, i) => upstreamYaml(`${prefix}-${i}`));
+    expect(docs.join('').length).toBeGreaterThan(INLINE_PARSE_MAX_CHARS);
+    return docs.join('---\n');
+  };
+
+  it('applies a large edit parsed in a worker thread, and rejects a large bad one the same way', async () => {
+    const path = join(dir, 'upstreams.yaml');
+    writeFileSync(path, upstreamYaml('v1'));
+    const sink = new RecordingSink();
+    const source = start(path, sink, 60_000);
+    writeFileSync(path, manyUpstreams('big'));
+    await source.reload();
+    expect(sink.names.at(-1)).toHaveLength(300);
+    writeFileSync(path, `${manyUpstreams('bad')}---\n${upstreamYaml('x', { spec: 'timeouts: { total: soon }' })}`);
+    await source.reload();
+    expect(sink.rejected.map((r) => [r.error.document, r.error.path])).toEqual([['document 301 (LLMUpstream "x")', 'spec.timeouts.total']]);
+    expect(sink.names.at(-1)?.[0]).toBe('big-0');
+  }, 30_000);
+
+  it.each([
+    ['small', (v: string) => upstreamYaml(v)],
+    ['large (worker thread)', (v: string) => manyUpstreams(v)],
+  ])('close() during a reload of a %s file applies nothing', async (_label, text) => {
+    const path = join(dir, 'upstreams.yaml');
+    writeFileSync(path, upstreamYaml('v1'));
+    const sink = new RecordingSink();
+    const source = start(path, sink, 60_000);
+    writeFileSync(path, text('v2'));
+    const pending = source.reload();
+    source.close();
+    await pending;
+    expect(sink.names).toEqual([['v1']]);
+    expect(sink.rejected).toEqual([]);
   });
 });

@@ -42,9 +42,36 @@ const CASES: Record<string, Case> = {
       // 127.example.com is a public DNS name, not a loopback address: the key would travel in clear text.
       'a public name that only begins with "127."': { spec: spec({ endpoints: [ep('a', 'http://127.example.com/v1')] }), path: 'spec.endpoints[0].url' },
       'a public name that begins with a whole loopback address': { spec: spec({ endpoints: [ep('a', 'http://127.0.0.1.example.com/v1')] }), path: 'spec.endpoints[0].url' },
-      // the host here is llm.example.com; "127.0.0.1:8080" is only userinfo
-      'a public host behind loopback-looking userinfo': { spec: spec({ endpoints: [ep('a', 'http://127.0.0.1:8080@llm.example.com/v1')] }), path: 'spec.endpoints[0].url' },
-      'a public host behind localhost userinfo': { spec: spec({ endpoints: [ep('a', 'http://localhost@llm.example.com/v1')] }), path: 'spec.endpoints[0].url' },
+    },
+  },
+  'endpoint-url-without-credentials': {
+    good: {
+      'no user info': spec({ endpoints: [ep('a', 'https://api.openai.com/v1?api-version=1')] }),
+      'an @ in the path': spec({ endpoints: [ep('a', 'https://api.example.com/v1/@team')] }),
+    },
+    bad: {
+      'user and password': { spec: spec({ endpoints: [ep('a'), ep('b', 'https://user:PASS@api.example.com/v1')] }), path: 'spec.endpoints[1].url' },
+      'a user alone': { spec: spec({ endpoints: [ep('a', 'https://sk-abc@api.example.com/v1')] }), path: 'spec.endpoints[0].url' },
+      'an empty user info': { spec: spec({ endpoints: [ep('a', 'https://@api.example.com/v1')] }), path: 'spec.endpoints[0].url' },
+    },
+  },
+  'endpoint-url-well-formed': {
+    good: {
+      'a DNS name, a port, a path and a query': spec({ endpoints: [ep('a', 'https://x.openai.azure.com:443/openai/deployments/gpt-4o?api-version=2024-10-21')] }),
+      'an IPv4 address': spec({ endpoints: [ep('a', 'http://127.0.0.1:8081/v1')] }),
+      'an IPv6 address': spec({ endpoints: [ep('a', 'http://[::1]:8000/v1')] }),
+      'port 65535 and no path': spec({ endpoints: [ep('a', 'https://api.example.com:65535')] }),
+      'a colon and an escape in the path': spec({ endpoints: [ep('a', 'https://bedrock.example.com/model/claude-3:0/%7Einvoke')] }),
+    },
+    bad: {
+      'a port above 65535 (http)': { spec: spec({ endpoints: [ep('a', 'http://127.0.0.1:99999/v1')] }), path: 'spec.endpoints[0].url' },
+      'a port above 65535 (https)': { spec: spec({ endpoints: [ep('a'), ep('b', 'https://api.example.com:65536/v1')] }), path: 'spec.endpoints[1].url' },
+      'an empty port': { spec: spec({ endpoints: [ep('a', 'https://api.example.com:/v1')] }), path: 'spec.endpoints[0].url' },
+      'an IPv4 address out of range': { spec: spec({ endpoints: [ep('a', 'https://300.1.1.1/v1')] }), path: 'spec.endpoints[0].url' },
+      'a malformed IPv6 address': { spec: spec({ endpoints: [ep('a', 'https://[:::1]/v1')] }), path: 'spec.endpoints[0].url' },
+      'a bad percent-escape': { spec: spec({ endpoints: [ep('a', 'https://api.example.com/v1/%zz')] }), path: 'spec.endpoints[0].url' },
+      'a fragment': { spec: spec({ endpoints: [ep('a', 'https://api.example.com/v1#x')] }), path: 'spec.endpoints[0].url' },
+      'no host': { spec: spec({ endpoints: [ep('a', 'https:///v1')] }), path: 'spec.endpoints[0].url' },
     },
   },
   'auth-one-source': {
@@ -142,6 +169,30 @@ describe.each(RULES.map((r) => [r.name, r] as const))('%s', (name, rule) => {
     for (const v of own) expect(v.message).toContain(rule.message);
     expect(validateDocument(doc(bad as Record<string, unknown>))).toEqual(own);
   });
+});
+
+// user info is refused on its own (endpoint-url-without-credentials), and it does not fool
+// https-unless-local either: the host of these URLs is llm.example.com
+it.each([
+  ['loopback-looking', 'http://127.0.0.1:8080@llm.example.com/v1'],
+  ['localhost', 'http://localhost@llm.example.com/v1'],
+])('a public host behind %s user info breaks https-unless-local and endpoint-url-without-credentials', (_label, url) => {
+  const bad = spec({ endpoints: [ep('a', url)] });
+  expect(RULES.find((r) => r.name === 'https-unless-local')!.check(bad).map((v) => v.path)).toEqual(['spec.endpoints[0].url']);
+  expect(validateDocument(doc(bad as Record<string, unknown>)).map((v) => v.message)).toEqual([
+    expect.stringContaining('user info'),
+    expect.stringContaining('https unless'),
+  ]);
+});
+
+it('a message about a URL never prints its user info or query values', () => {
+  const bad = spec({ endpoints: [ep('a', 'http://user:PASS-d10@llm.example.com:99999/v1?key=KEY-d10')] });
+  const violations = validateDocument(doc(bad as Record<string, unknown>));
+  expect(violations.map((v) => v.path)).toEqual(['spec.endpoints[0].url', 'spec.endpoints[0].url', 'spec.endpoints[0].url']);
+  const text = JSON.stringify(violations);
+  expect(text).toContain('llm.example.com:99999/v1');
+  expect(text).not.toContain('PASS-d10');
+  expect(text).not.toContain('KEY-d10');
 });
 
 it('checkRules reports every broken rule, not just the first', () => {

@@ -1,4 +1,5 @@
 // Each fault spec produces what it says, on the wire.
+import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startFake, type FakeProvider } from '../../../src/fake/server.ts';
 import { chatBody, gunzipPartial, messagesBody, parseSse, postAndCollect, rawPost, waitFor } from './helpers.ts';
@@ -214,6 +215,68 @@ describe('delivery faults', () => {
     expect(r.status).toBe(200);
     expect(r.body.toString()).toBe(': ping\n\n');
     expect(r.outcome).not.toBe('end');
+  });
+});
+
+describe('floods: bodies that never end or inflate without end', () => {
+  /** reads the raw (undecoded) body until `limit` bytes, then closes the connection */
+  async function firstBytes(url: string, body: unknown, headers: Record<string, string>, limit: number): Promise<{ contentType: string | null; encoding: string | null; bytes: Buffer }> {
+    const abort = new AbortController();
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), signal: abort.signal });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const reader = res.body!.getReader();
+    while (size < limit) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(Buffer.from(value));
+      size += value.length;
+    }
+    abort.abort();
+    return { contentType: res.headers.get('content-type'), encoding: res.headers.get('content-encoding'), bytes: Buffer.concat(chunks) };
+  }
+
+  it('endless-event: one data line that is still going after 4 MiB, and stops when the client closes', async () => {
+    const r = await firstBytes(chat, chatBody({ stream: true }), fault('endless-event'), 4 << 20);
+    expect(r.contentType).toContain('text/event-stream');
+    expect(r.bytes.length).toBeGreaterThanOrEqual(4 << 20);
+    expect(r.bytes.subarray(0, 6).toString()).toBe('data: ');
+    expect(r.bytes.includes('\n')).toBe(false);
+    await waitFor(() => fake.stats().inflight === 0);
+  });
+
+  it('endless-event-mid-stream: the first content event, then a data line still going after 4 MiB', async () => {
+    const r = await firstBytes(chat, chatBody({ stream: true }), fault('endless-event-mid-stream'), 4 << 20);
+    const text = r.bytes.toString();
+    const cut = text.lastIndexOf('\n\n') + 2;
+    expect(parseSse(text.slice(0, cut)).some((f) => f.data.includes('"content"'))).toBe(true);
+    expect(r.bytes.length - cut).toBeGreaterThan(4 << 19);
+    expect(text.slice(cut, cut + 6)).toBe('data: ');
+    await waitFor(() => fake.stats().inflight === 0);
+  });
+
+  it('endless-comments: comment events only, still going after 2 MiB', async () => {
+    const r = await firstBytes(chat, chatBody({ stream: true }), fault('endless-comments'), 2 << 20);
+    expect(r.bytes.length).toBeGreaterThanOrEqual(2 << 20);
+    const whole = r.bytes.toString().slice(0, r.bytes.toString().lastIndexOf('\n\n') + 2);
+    expect(parseSse(whole).every((f) => f.event === ':comment')).toBe(true);
+    await waitFor(() => fake.stats().inflight === 0);
+  });
+
+  it('bare-cr: the normal stream with every line ending a bare \\r', async () => {
+    const r = await rawPost(chat, chatBody({ stream: true }), fault('bare-cr'));
+    const text = r.body.toString();
+    expect(text.includes('\n')).toBe(false);
+    expect(parseSse(text.replaceAll('\r', '\n')).at(-1)!.data).toBe('[DONE]');
+  });
+
+  it('gzip-bomb: about 1 MiB of gzip that inflates past 64 MiB, for SSE and JSON', async () => {
+    for (const body of [chatBody({ stream: true }), chatBody()]) {
+      const r = await rawPost(chat, body, fault('gzip-bomb'), 10_000);
+      expect(r.headers!['content-encoding']).toBe('gzip');
+      expect(r.body.length).toBeLessThan(2 << 20);
+      expect(() => gunzipSync(r.body, { maxOutputLength: 64 << 20 })).toThrow(RangeError);
+    }
   });
 });
 

@@ -12,6 +12,8 @@ function config(patch: Partial<BreakerConfig> = {}): BreakerConfig {
   return {
     errorThresholdPercentage: 50,
     volumeThreshold: 10,
+    consecutiveFailures: 0, // these tests pin the window's rate; consecutive failures are tested on their own
+    key: 'test',
     rollingWindowMs: 30_000,
     openDurationMs: OPEN_MS,
     halfOpenRamp: [1, 5, 10],
@@ -24,7 +26,7 @@ let breakers: Breaker[];
 let transitions: string[];
 
 function make(patch: Partial<BreakerConfig> = {}, seed?: BreakerState): Breaker {
-  const b = new Breaker(config(patch), systemClock, (t: Transition) => transitions.push(`${t.from}->${t.to}: ${t.reason}`), seed);
+  const b = new Breaker(config(patch), systemClock, (t: Transition) => transitions.push(`${t.from}->${t.to}: ${t.reason}`), seed, () => 0);
   breakers.push(b);
   return b;
 }
@@ -158,7 +160,7 @@ describe('open', () => {
     const b = make();
     const opened = await trip(b);
     expect(b.admit()).toEqual({ admitted: false, retryAt: opened + OPEN_MS });
-    expect(b.availableAt()).toBe(opened + OPEN_MS);
+    expect(b.availableAt(Date.now())).toBe(opened + OPEN_MS);
     await vi.advanceTimersByTimeAsync(OPEN_MS - 1);
     expect(b.admit()).toEqual({ admitted: false, retryAt: opened + OPEN_MS });
   });
@@ -169,7 +171,7 @@ describe('open', () => {
     await vi.advanceTimersByTimeAsync(OPEN_MS);
     expect(transitions).toEqual(['closed->open: error rate over threshold', 'open->halfOpen: open duration elapsed']);
     expect(b.state).toEqual({ kind: 'halfOpen', since: opened + OPEN_MS, step: 0, admitted: 0, succeeded: 0 });
-    expect(b.availableAt()).toBe(Date.now());
+    expect(b.availableAt(Date.now())).toBe(Date.now());
   });
 
   it('goes half-open lazily when the clock passes the open time before the timer fires', async () => {
@@ -226,7 +228,8 @@ describe('half-open ramp [1, 5, 10]', () => {
     expect(b.admit()).toEqual({ admitted: false, retryAt: Date.now() + 100 });
   });
 
-  it('a failed trial reopens for openDuration, and the ramp starts over', async () => {
+  // issue 8: a re-opening after a failed half-open grows (base x n): the second opening is 2 x openDuration
+  it('a failed trial reopens for twice openDuration, and the ramp starts over', async () => {
     const b = make();
     await halfOpen(b);
     b.record(admitAll(b)[0]!, 'success');
@@ -234,13 +237,13 @@ describe('half-open ramp [1, 5, 10]', () => {
     b.record(step1[0]!, 'success');
     b.record(step1[1]!, 'failure');
     const reopened = Date.now();
-    expect(b.state).toEqual({ kind: 'open', since: reopened, until: reopened + OPEN_MS, reason: 'half-open trial failed' });
+    expect(b.state).toEqual({ kind: 'open', since: reopened, until: reopened + 2 * OPEN_MS, reason: 'half-open trial failed' });
     expect(transitions.at(-1)).toBe('halfOpen->open: half-open trial failed');
 
     for (const t of step1.slice(2)) b.record(t, 'success'); // the rest of that episode's trials
     expect(b.state.kind).toBe('open');
 
-    await vi.advanceTimersByTimeAsync(OPEN_MS);
+    await vi.advanceTimersByTimeAsync(2 * OPEN_MS);
     expect(b.state).toMatchObject({ kind: 'halfOpen', step: 0 });
     expect(admitAll(b)).toHaveLength(1);
   });
@@ -387,7 +390,7 @@ describe('transitions', () => {
     await trip(b);
     for (let i = 0; i < 5; i++) b.state;
     await vi.advanceTimersByTimeAsync(OPEN_MS);
-    for (let i = 0; i < 5; i++) b.availableAt();
+    for (let i = 0; i < 5; i++) b.availableAt(Date.now());
     b.record(admitAll(b)[0]!, 'success');
     await vi.advanceTimersByTimeAsync(5 * OPEN_MS);
     expect(transitions).toEqual([
@@ -399,7 +402,7 @@ describe('transitions', () => {
 
   it('hand the listener the new state', async () => {
     const seen: BreakerState[] = [];
-    const b = new Breaker(config(), systemClock, (_t, s) => seen.push(s));
+    const b = new Breaker(config(), systemClock, (_t, s) => seen.push(s), undefined, () => 0);
     breakers.push(b);
     b.forceOpen();
     expect(seen).toEqual([{ kind: 'open', since: T0, until: T0 + OPEN_MS, reason: 'opened by an operator' }]);

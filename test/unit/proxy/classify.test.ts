@@ -2,11 +2,11 @@
 // errors by code (never by message), and 200 bodies that are not real answers.
 import { errors } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { classifyHttpError, classifyJsonBody, classifyTransport } from '../../../src/proxy/classify.ts';
+import { classifyHttpError, classifyJsonBody, classifyStreamError, classifyTransport } from '../../../src/proxy/classify.ts';
 import { anthropic } from '../../../src/proxy/dialects/anthropic.ts';
 import { DIALECTS } from '../../../src/proxy/dialects/index.ts';
 import { openai } from '../../../src/proxy/dialects/openai.ts';
-import type { Outcome } from '../../../src/proxy/outcome.ts';
+import { breakerVerdict, type Outcome } from '../../../src/proxy/outcome.ts';
 
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 const openaiError = (type: string | null, code: string | null, message = 'x') => ({ error: { message, type, param: null, code } });
@@ -25,7 +25,9 @@ describe('OpenAI errors', () => {
     ['401 invalid_api_key', 401, openaiError('invalid_request_error', 'invalid_api_key'), { kind: 'account', status: 401, reason: 'invalid_api_key' }],
     ['401 without a body', 401, undefined, { kind: 'account', status: 401, reason: 'unauthorized' }],
     ['403 unsupported region', 403, openaiError('request_forbidden', 'unsupported_country_region_territory'), { kind: 'account', status: 403, reason: 'unsupported_country_region_territory' }],
-    ['403 without a body', 403, undefined, { kind: 'account', status: 403, reason: 'forbidden' }],
+    // issue 8: a 403 that does not say the key or account is unusable is this request's own fault: passed through, nothing held
+    ['403 without a body', 403, undefined, { kind: 'client_fault', status: 403 }],
+    ['403 permission (restricted key)', 403, openaiError('invalid_request_error', 'insufficient_permissions'), { kind: 'client_fault', status: 403 }],
     ['400 context_length_exceeded', 400, openaiError('invalid_request_error', 'context_length_exceeded'), { kind: 'client_fault', status: 400 }],
     ['400 invalid_request_error', 400, openaiError('invalid_request_error', null), { kind: 'client_fault', status: 400 }],
     ['404 model_not_found', 404, openaiError('invalid_request_error', 'model_not_found'), { kind: 'client_fault', status: 404 }],
@@ -40,13 +42,13 @@ describe('OpenAI errors', () => {
     ['529', 529, openaiError('server_error', null), { kind: 'throttled', status: 529, scope: 'endpoint', retryAfterMs: undefined }],
   ];
   it.each(rows)('%s', (_label, status, body, expected) => {
-    expect(classifyHttpError(openai, status, {}, body, NOW)).toEqual(expected);
+    expect(classifyHttpError(openai, status, {}, body, NOW, 'generation')).toEqual(expected);
   });
 
   it('carries the provider\'s wait on throttles and server errors', () => {
-    expect(classifyHttpError(openai, 429, { 'retry-after': '20' }, openaiError('requests', 'rate_limit_exceeded'), NOW)).toMatchObject({ scope: 'model', retryAfterMs: 20_000 });
-    expect(classifyHttpError(openai, 503, { 'retry-after-ms': '1500' }, undefined, NOW)).toMatchObject({ kind: 'server_error', retryAfterMs: 1500 });
-    expect(classifyHttpError(openai, 429, { 'x-ms-retry-after-ms': '700' }, undefined, NOW)).toMatchObject({ scope: 'endpoint', retryAfterMs: 700 });
+    expect(classifyHttpError(openai, 429, { 'retry-after': '20' }, openaiError('requests', 'rate_limit_exceeded'), NOW, 'generation')).toMatchObject({ scope: 'model', retryAfterMs: 20_000 });
+    expect(classifyHttpError(openai, 503, { 'retry-after-ms': '1500' }, undefined, NOW, 'generation')).toMatchObject({ kind: 'server_error', retryAfterMs: 1500 });
+    expect(classifyHttpError(openai, 429, { 'x-ms-retry-after-ms': '700' }, undefined, NOW, 'generation')).toMatchObject({ scope: 'endpoint', retryAfterMs: 700 });
   });
 });
 
@@ -65,7 +67,8 @@ describe('Anthropic errors', () => {
     ['400 prompt too long', 400, anthropicError('invalid_request_error', 'prompt is too long: 210000 tokens > 200000 maximum'), { kind: 'client_fault', status: 400 }],
     ['401 authentication_error', 401, anthropicError('authentication_error', 'invalid x-api-key'), { kind: 'account', status: 401, reason: 'authentication_error' }],
     ['401 without a body', 401, undefined, { kind: 'account', status: 401, reason: 'unauthorized' }],
-    ['403 permission_error', 403, anthropicError('permission_error'), { kind: 'account', status: 403, reason: 'permission_error' }],
+    // issue 8: a permission_error is about this request (a scoped key, an admin path): passed through, nothing held
+    ['403 permission_error', 403, anthropicError('permission_error'), { kind: 'client_fault', status: 403 }],
     ['404 not_found_error', 404, anthropicError('not_found_error'), { kind: 'client_fault', status: 404 }],
     ['413 request_too_large', 413, anthropicError('request_too_large'), { kind: 'client_fault', status: 413 }],
     ['408', 408, undefined, { kind: 'server_error', status: 408, retryAfterMs: undefined }],
@@ -74,12 +77,12 @@ describe('Anthropic errors', () => {
     ['504', 504, undefined, { kind: 'server_error', status: 504, retryAfterMs: undefined }],
   ];
   it.each(rows)('%s', (_label, status, body, expected) => {
-    expect(classifyHttpError(anthropic, status, {}, body, NOW)).toEqual(expected);
+    expect(classifyHttpError(anthropic, status, {}, body, NOW, 'generation')).toEqual(expected);
   });
 
   it('carries the provider\'s wait', () => {
-    expect(classifyHttpError(anthropic, 429, { 'retry-after': '7' }, anthropicError('rate_limit_error'), NOW)).toMatchObject({ retryAfterMs: 7000 });
-    expect(classifyHttpError(anthropic, 529, { 'retry-after': '3' }, anthropicError('overloaded_error'), NOW)).toMatchObject({ scope: 'model', retryAfterMs: 3000 });
+    expect(classifyHttpError(anthropic, 429, { 'retry-after': '7' }, anthropicError('rate_limit_error'), NOW, 'generation')).toMatchObject({ retryAfterMs: 7000 });
+    expect(classifyHttpError(anthropic, 529, { 'retry-after': '3' }, anthropicError('overloaded_error'), NOW, 'generation')).toMatchObject({ scope: 'model', retryAfterMs: 3000 });
   });
 });
 
@@ -96,11 +99,23 @@ describe('classifyTransport', () => {
     ['CERT_HAS_EXPIRED', Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }), { kind: 'connect', code: 'CERT_HAS_EXPIRED' }],
     ['Z_DATA_ERROR', Object.assign(new Error('incorrect header check'), { code: 'Z_DATA_ERROR' }), { kind: 'invalid_response', reason: 'corrupt compressed body' }],
     ['an unknown code', Object.assign(new Error('?'), { code: 'EWEIRD' }), { kind: 'connect', code: 'EWEIRD' }],
+    ['undici HeadersOverflowError (provider headers over the limit)', new errors.HeadersOverflowError(), { kind: 'invalid_response', reason: 'response headers over the limit' }],
+    ['EMFILE (Breakwater out of file descriptors)', Object.assign(new Error('connect EMFILE'), { code: 'EMFILE' }), { kind: 'internal', code: 'EMFILE' }],
+    ['ENFILE', Object.assign(new Error('ENFILE'), { code: 'ENFILE' }), { kind: 'internal', code: 'ENFILE' }],
+    ['ENOMEM', Object.assign(new Error('ENOMEM'), { code: 'ENOMEM' }), { kind: 'internal', code: 'ENOMEM' }],
     ['no code', new Error('boom'), { kind: 'connect', code: 'unknown' }],
     ['a thrown string', 'boom', { kind: 'connect', code: 'unknown' }],
     ['undefined', undefined, { kind: 'connect', code: 'unknown' }],
   ] as [string, unknown, Outcome][])('%s', (_label, error, expected) => {
     expect(classifyTransport(error, undefined)).toEqual(expected);
+  });
+
+  it('EMFILE, ENFILE, ENOMEM and ENOBUFS are internal (this process ran out), never charged to the provider', () => {
+    for (const code of ['EMFILE', 'ENFILE', 'ENOMEM', 'ENOBUFS']) {
+      const outcome = classifyTransport(Object.assign(new Error(`connect ${code}`), { code, syscall: 'connect' }), undefined);
+      expect(outcome, code).toEqual({ kind: 'internal', code });
+      expect(breakerVerdict(outcome, new Set(['throttled', 'server_error', 'timeout', 'connect', 'invalid_response'])), code).toBe('ignore');
+    }
   });
 
   it('decides by code, never by message', () => {
@@ -173,5 +188,33 @@ describe('readUsage', () => {
     ['anthropic', 'a ping', { type: 'ping' }, undefined],
   ] as const)('%s: %s', (dialect, _label, body, expected) => {
     expect(DIALECTS[dialect].readUsage(body)).toEqual(expected);
+  });
+});
+
+describe('key failures hold only on inference paths (issue 8, defect 2)', () => {
+  it('a 401 or a permission 403 on a non-inference path holds nothing: it is passed through', () => {
+    expect(classifyHttpError(openai, 401, {}, openaiError('invalid_request_error', 'invalid_api_key'), NOW, 'other')).toEqual({ kind: 'client_fault', status: 401 });
+    expect(classifyHttpError(openai, 403, {}, openaiError('invalid_request_error', 'insufficient_permissions'), NOW, 'other')).toEqual({ kind: 'client_fault', status: 403 });
+    expect(classifyHttpError(anthropic, 403, {}, anthropicError('permission_error'), NOW, 'other')).toEqual({ kind: 'client_fault', status: 403 });
+  });
+
+  it('a 401 on an inference path is a key failure', () => {
+    expect(classifyHttpError(openai, 401, {}, openaiError('invalid_request_error', 'invalid_api_key'), NOW, 'embeddings')).toMatchObject({ kind: 'account' });
+    expect(classifyHttpError(anthropic, 401, {}, anthropicError('authentication_error'), NOW, 'generation')).toMatchObject({ kind: 'account' });
+  });
+});
+
+describe('classifyStreamError: SSE error events through the dialect (issue 8)', () => {
+  it('a streamed Anthropic overloaded_error is a model-scoped throttle', () => {
+    expect(classifyStreamError(anthropic, JSON.stringify(anthropicError('overloaded_error')), 'generation')).toEqual({ kind: 'throttled', status: 500, scope: 'model', retryAfterMs: undefined });
+  });
+
+  it('a streamed OpenAI rate_limit_exceeded is a model-scoped throttle', () => {
+    expect(classifyStreamError(openai, JSON.stringify(openaiError('requests', 'rate_limit_exceeded')), 'generation')).toMatchObject({ kind: 'throttled', scope: 'model' });
+  });
+
+  it('any other error event is the provider\'s failure, never the request\'s', () => {
+    expect(classifyStreamError(openai, JSON.stringify(openaiError('invalid_request_error', null)), 'generation')).toEqual({ kind: 'server_error', status: 500, retryAfterMs: undefined });
+    expect(classifyStreamError(openai, 'not json', 'generation')).toEqual({ kind: 'server_error', status: 500, retryAfterMs: undefined });
   });
 });
