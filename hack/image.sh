@@ -200,12 +200,12 @@ write_image() {
   printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"io.containerd.image.name":"%s","org.opencontainers.image.ref.name":"%s"}}]}' \
     "${md}" "${ms}" "${ref}" "${ref}" >"${layout}/index.json"
   local out="${OUT}/${name}.oci.tar"
-  # The archive is a function of the manifest digest: rewrite it only when that changed.
-  if [[ ! -f "${out}" || "$(cat "${out}.digest" 2>/dev/null)" != "${md}" ]]; then
+  # The archive is a function of the manifest digest and the name: rewrite it only when they changed.
+  if [[ ! -f "${out}" || "$(cat "${out}.digest" 2>/dev/null)" != "${md} ${ref}" ]]; then
     chmod -R a+rX "${layout}"
     tar --sort=name --format=gnu --numeric-owner --owner=0 --group=0 --mtime=@0 \
       -C "${layout}" -cf "${out}.tmp" . && mv -f "${out}.tmp" "${out}"
-    printf '%s\n' "${md}" >"${out}.digest"
+    printf '%s\n' "${md} ${ref}" >"${out}.digest"
   fi
   local total=0
   for rec in "$@"; do read -r _ _ size <<<"${rec}"; total=$((total + size)); done
