@@ -1,9 +1,10 @@
 // Starts the real one-node cluster (hack/node.sh up) once for every test/node file of a vitest
 // run and tears it down at the end, whatever happened (a killed run is cleaned by the next
 // `up`). Without root the node tests are skipped, with the reason printed; as root (CI) they
-// always run, and a cluster that does not come up fails the run.
+// always run, and a cluster that does not come up fails every node test file with the reason
+// (the components' logs are copied to test-output/node-logs, then it is torn down).
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { cp, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import type { NodeClusterInfo } from './harness.ts';
@@ -64,8 +65,13 @@ export default async function setup(project: TestProject): Promise<(() => Promis
     const file = await script('up', UP_TIMEOUT_MS);
     info = JSON.parse(await readFile(file, 'utf8')) as NodeClusterInfo;
   } catch (err) {
+    // Fail the node test files with the reason, not the whole run: the other tests still count.
+    const kept = join(ROOT, 'test-output', 'node-logs');
+    await cp(join(process.env['BREAKWATER_NODE_DIR'] ?? '/tmp/bwn', 'logs'), kept, { recursive: true }).catch(() => {});
+    process.stderr.write(`[node] the cluster did not come up: ${String(err)} (component logs copied to ${kept})\n`);
     await script('down', DOWN_TIMEOUT_MS).catch(() => {});
-    throw err;
+    project.provide('node', { error: String(err) });
+    return undefined;
   }
   project.provide('node', { cluster: info });
   return async () => {

@@ -32,7 +32,7 @@ export interface NodeClusterInfo {
   images: { breakwater: string; testapp: string; pause: string };
 }
 
-export type ProvidedNode = { cluster: NodeClusterInfo } | { skip: string };
+export type ProvidedNode = { cluster: NodeClusterInfo } | { skip: string } | { error: string };
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -40,9 +40,14 @@ declare module 'vitest' {
   }
 }
 
-/** The shared cluster, or undefined when the node tests are skipped (not root). */
+/**
+ * The shared cluster, or undefined when the node tests are skipped (not root). Throws when the
+ * cluster should be there but did not come up, so every node test file fails with the reason
+ * (the other projects' tests still run).
+ */
 export function nodeCluster(): NodeClusterInfo | undefined {
   const provided = inject('node');
+  if ('error' in provided) throw new Error(`the real-node cluster did not come up: ${provided.error}`);
   return 'cluster' in provided ? provided.cluster : undefined;
 }
 
