@@ -3,9 +3,14 @@ NODE := node_modules/.bin/node
 TSC := $(NODE) node_modules/typescript/bin/tsc
 VITEST := $(NODE) node_modules/vitest/vitest.mjs
 
-.PHONY: deps run test unit lint typecheck bench crd crd-check
+.PHONY: deps system-deps binaries image image-dockerfile test-images run test unit lint typecheck bench crd crd-check
 
-deps: node_modules/.deps-stamp
+# Debian packages (root installs what is missing; otherwise prints the apt-get line and stops),
+# then the pinned npm toolchain.
+deps: system-deps node_modules/.deps-stamp
+
+system-deps:
+	@bash hack/system-deps.sh
 
 node_modules/.deps-stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -20,7 +25,23 @@ typecheck: deps
 
 lint: typecheck
 
-test: deps typecheck
+# Kubernetes binaries for the e2e and real-node tests (built once, cached by version).
+binaries:
+	@bash hack/control-plane.sh --node >/dev/null
+
+# The Breakwater image as an OCI archive (build/breakwater.oci.tar), built without a Docker engine.
+image: deps
+	@bash hack/image.sh breakwater
+
+# The Dockerfile itself, built with buildah on a local node:24-bookworm-slim look-alike, started once.
+image-dockerfile: deps
+	@bash hack/dockerfile-check.sh
+
+# Breakwater + the images the real-node tests run (test app, pause).
+test-images: deps
+	@bash hack/image.sh all
+
+test: deps typecheck binaries test-images
 	$(VITEST) run
 
 unit: deps
