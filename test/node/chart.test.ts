@@ -8,9 +8,13 @@
 //
 // One install is shared by the file's tests, which run in order (the last one scales the
 // controller to 0). The API server reaches the webhook the way a real cluster's does: through the
-// Service's ClusterIP. kube-apiserver runs in the cluster's network namespace, where a route
-// sends the Service range to the bridge and kube-proxy's nat OUTPUT rules DNAT (and masquerade)
-// locally originated packets to a controller pod, as for any process on a node.
+// Service's ClusterIP, which it looks up itself (no cluster DNS needed; without
+// --enable-aggregator-routing it never dials endpoints directly: its log shows `dial tcp
+// <ClusterIP>:443`). kube-apiserver runs in the cluster's network namespace, where a route sends
+// the Service range to the bridge and kube-proxy's nat OUTPUT rules DNAT (and masquerade) locally
+// originated packets to a controller pod, as for any process on a node. kube-proxy programs the
+// endpoints a moment after the pods turn Ready, so the first test waits for a server-side dry run
+// of a labelled pod to come back injected before the others create pods.
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -31,7 +35,6 @@ import {
   run,
   service,
   serviceIP,
-  waitForPod,
   waitUntil,
   type Pod,
 } from './harness.ts';
