@@ -15,15 +15,13 @@
 // originated packets to a controller pod, as for any process on a node. kube-proxy programs the
 // endpoints a moment after the pods turn Ready, so the first test waits for a server-side dry run
 // of a labelled pod to come back injected before the others create pods.
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import {
   applyYaml,
   createNamespace,
   deleteNamespace,
   getJson,
-  helm,
   kubectl,
   kubectlOk,
   netnsFetch,
@@ -33,76 +31,32 @@ import {
   podReady,
   restrictedSecurityContext,
   run,
-  service,
   serviceIP,
   waitUntil,
   type Pod,
 } from './harness.ts';
+import {
+  authorizations,
+  deployment,
+  fakeProvider,
+  fakeStats,
+  hasSidecar,
+  imageParts,
+  podOf,
+  renderChart,
+  sidecarOf,
+  specOf,
+  waitForDeploymentPod,
+  type Condition,
+  type K8sObject,
+} from './workloads.ts';
 
 const node = nodeCluster();
-const CHART_DIR = resolve(import.meta.dirname, '..', '..', 'charts', 'breakwater');
 const RELEASE = 'breakwater';
 const CONTROLLER = `${RELEASE}-controller`;
 const WEBHOOK = `${RELEASE}-webhook`;
 const CERT_SECRET = `${RELEASE}-webhook-tls`;
 const INJECT_LABEL = { 'breakwater.dev/inject': 'enabled' } as const;
-
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string };
-}
-
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: { fieldRef?: { fieldPath: string } };
-}
-
-interface Probe {
-  httpGet?: { path: string; port: number | string };
-  periodSeconds?: number;
-}
-
-interface Container {
-  name: string;
-  image: string;
-  imagePullPolicy?: string;
-  restartPolicy?: string;
-  args?: string[];
-  env?: EnvVar[];
-  startupProbe?: Probe;
-  readinessProbe?: Probe;
-  livenessProbe?: Probe;
-  securityContext?: Record<string, unknown>;
-}
-
-interface PodSpec {
-  initContainers?: Container[];
-  containers: Container[];
-}
-
-interface FakeStats {
-  name: string;
-  requests: number;
-  recent: Array<{ path: string; headers: Record<string, string>; at: string | number }>;
-}
-
-interface Condition {
-  type: string;
-  status: string;
-  reason?: string;
-}
-
-const specOf = (pod: Pod): PodSpec => pod.spec as unknown as PodSpec;
-const sidecarOf = (pod: Pod): Container | undefined => specOf(pod).initContainers?.find((c) => c.name === 'breakwater');
-const hasSidecar = (pod: Pod): boolean => sidecarOf(pod) !== undefined;
-
-/** The image of cluster.json ("localhost/breakwater:dev") as the chart's repository + tag. */
-function imageParts(image: string): { repository: string; tag: string } {
-  const colon = image.lastIndexOf(':');
-  return { repository: image.slice(0, colon), tag: image.slice(colon + 1) };
-}
 
 /** The test values: the built image (never pulled), 2 replicas, one app namespace. */
 function testValues(appNs: string): object {
@@ -115,67 +69,6 @@ function testValues(appNs: string): object {
   };
 }
 
-/** `helm template --include-crds` of the chart, as objects. */
-async function renderChart(releaseNs: string, values: object): Promise<K8sObject[]> {
-  const out = ok('helm template', await helm(['template', RELEASE, CHART_DIR, '--namespace', releaseNs, '--include-crds', '--values', '-'], { input: stringify(values) }));
-  return parseAllDocuments(out).map((d) => d.toJS() as K8sObject | null).filter((o): o is K8sObject => o !== null && typeof o === 'object' && 'kind' in o);
-}
-
-/** A Deployment of one pod (labels on the pod template). */
-function deployment(name: string, labels: Record<string, string>, pod: { annotations?: Record<string, string>; labels?: Record<string, string>; spec: object }): object {
-  return {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: { name },
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: labels },
-      template: { metadata: { labels: { ...labels, ...pod.labels }, annotations: pod.annotations ?? {} }, spec: pod.spec },
-    },
-  };
-}
-
-/** A fake provider Deployment (`breakwater fake`, its name in /_fake/stats) and its Service on 80. */
-function fakeProvider(name: string): object[] {
-  return [
-    deployment(name, { app: name }, {
-      spec: {
-        terminationGracePeriodSeconds: 2,
-        containers: [{
-          name: 'fake',
-          image: node!.images.breakwater,
-          imagePullPolicy: 'Never',
-          args: ['fake', '--listen', '0.0.0.0:8080', '--name', name],
-          ports: [{ containerPort: 8080 }],
-          readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
-          securityContext: restrictedSecurityContext,
-        }],
-      },
-    }),
-    service(name, { app: name }, 80, 8080),
-  ];
-}
-
-/** A pod of the Deployment selected by `app=<name>` (the newest, not being deleted). */
-async function podOf(ns: string, app: string): Promise<Pod | undefined> {
-  const list = await getJson<{ items: Pod[] }>(ns, 'pods', '-l', `app=${app}`);
-  return list.items.filter((p) => !p.metadata.deletionTimestamp).at(-1);
-}
-
-async function waitForDeploymentPod(ns: string, app: string, check: (p: Pod) => boolean, timeoutMs = 60_000): Promise<Pod> {
-  let found: Pod | undefined;
-  await waitUntil(`a pod of ${ns}/${app}`, async () => {
-    found = await podOf(ns, app);
-    return found !== undefined && check(found);
-  }, timeoutMs, 250);
-  return found!;
-}
-
-const fakeStats = async (ip: string): Promise<FakeStats> => JSON.parse((await netnsFetch(`http://${ip}/_fake/stats`)).body) as FakeStats;
-
-/** The Authorization headers of the provider calls (not the control API) a fake has recorded. */
-const authorizations = (stats: FakeStats): string[] => stats.recent.filter((r) => r.path.includes('chat/completions')).map((r) => r.headers['authorization'] ?? '');
-
 describe.skipIf(!node)('the Helm chart on a real node: controller, injection, live config', () => {
   let releaseNs = '';
   let appNs = '';
@@ -187,7 +80,7 @@ describe.skipIf(!node)('the Helm chart on a real node: controller, injection, li
   beforeAll(async () => {
     releaseNs = await createNamespace('bw-system');
     appNs = await createNamespace('bw-app');
-    rendered = await renderChart(releaseNs, testValues(appNs));
+    rendered = await renderChart(RELEASE, releaseNs, testValues(appNs));
     // The CRD first (the rest does not depend on it, but the LLMUpstreams below do).
     const crds = rendered.filter((o) => o.kind === 'CustomResourceDefinition');
     await applyYaml(crds);
