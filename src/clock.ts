@@ -1,7 +1,15 @@
 // Time and timers, injected. The default reads the globals at call time, so vitest's fake
-// timers (which replace Date and setTimeout) drive breakers, backoff and ramps in unit tests.
+// timers (which replace performance, Date and setTimeout) drive breakers, backoff and ramps in
+// unit tests.
 export interface Clock {
+  /**
+   * Monotonic milliseconds on the epoch's scale (the process start's wall time plus the time
+   * since): deadlines, holds, breaker timing and every duration read this, so a wall-clock jump
+   * (NTP, a VM resumed) neither ends a hold early nor stretches a deadline.
+   */
   now(): number;
+  /** Wall-clock milliseconds: only for timestamps shown to people and HTTP dates, never for durations. */
+  wallNow(): number;
   setTimeout(fn: () => void, ms: number): NodeJS.Timeout;
   clearTimeout(timer: NodeJS.Timeout | undefined): void;
   /** resolves after ms, or rejects with the signal's reason when it aborts */
@@ -9,7 +17,8 @@ export interface Clock {
 }
 
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now: () => performance.timeOrigin + performance.now(),
+  wallNow: () => Date.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (timer) => clearTimeout(timer),
   sleep(ms, signal) {

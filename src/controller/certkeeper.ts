@@ -141,7 +141,7 @@ export class SecretCertKeeper extends Periodic {
     for (let attempt = 0; ; attempt++) {
       const secret = await this.#read();
       const current = bundleOf(secret);
-      const now = clock.now();
+      const now = clock.wallNow(); // certificate validity is wall-clock time
       const renewal = renewalNeeded(current, names, now);
       if (renewal.kind === 'none') return current!;
       if (attempt >= 3) throw new Error(`the certificate Secret ${namespace}/${secretName} keeps changing under us`);

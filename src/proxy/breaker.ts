@@ -234,7 +234,12 @@ export class Breaker {
 
   #schedule(at: number): void {
     this.#clock.clearTimeout(this.#timer);
-    const timer = this.#clock.setTimeout(() => this.#refresh(), Math.max(0, at - this.#clock.now()));
+    const timer = this.#clock.setTimeout(() => {
+      // timers keep their own clock and may run a fraction of a millisecond early: not yet due, wait again
+      const s = this.#state;
+      if (s.kind === 'open' && s.until === at && this.#clock.now() < at) this.#schedule(at);
+      else this.#refresh();
+    }, Math.max(0, at - this.#clock.now()));
     timer.unref?.();
     this.#timer = timer;
   }

@@ -248,7 +248,7 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
       } catch {
         parsed = undefined;
       }
-      const outcome = classifyHttpError(req.dialect, status, resHeaders, parsed, clock.now(), req.pathKind);
+      const outcome = classifyHttpError(req.dialect, status, resHeaders, parsed, clock.wallNow(), req.pathKind); // Retry-After may be an HTTP date
       const answer = { status, headers: resHeaders, bytes };
       if (outcome.kind === 'client_fault') return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes } };
       return { kind: 'failed', outcome, response: answer };

@@ -80,7 +80,7 @@ export class ProxyRuntime implements ConfigSink {
     this.#endpoints = endpoints;
     this.#budgets = new Map([...upstreams].map(([name, u]) => [name, u.budget]));
     const generation = (this.#snapshot?.generation ?? 0) + 1;
-    this.#snapshot = { generation, source, appliedAt: clock.now(), upstreams };
+    this.#snapshot = { generation, source, appliedAt: clock.wallNow(), upstreams };
     this.lastRejection = undefined;
     const names = new Set([...endpoints.values()].map((e) => `${e.upstream}/${e.name}`));
     for (const e of removed) {
@@ -88,13 +88,13 @@ export class ProxyRuntime implements ConfigSink {
       e.drain(names.has(`${e.upstream}/${e.name}`)).catch((err: unknown) => log.warn({ upstream: e.upstream, endpoint: e.name, err }, 'endpoint drain failed'));
     }
     metrics.configReloads.labels(source.split(':')[0]!, 'applied').inc();
-    metrics.configLastApplied.set(clock.now() / 1000);
+    metrics.configLastApplied.set(clock.wallNow() / 1000);
     log.info({ source, generation, upstreams: [...upstreams.keys()] }, 'config applied');
     for (const listener of this.#listeners) listener(this.#snapshot);
   }
 
   reject(error: ConfigError, source: string): void {
-    this.lastRejection = { at: this.#deps.clock.now(), source, message: error.message };
+    this.lastRejection = { at: this.#deps.clock.wallNow(), source, message: error.message };
     this.#deps.metrics.configReloads.labels(source.split(':')[0]!, 'rejected').inc();
     this.#deps.log.error({ source, document: error.document, path: error.path, reason: error.reason }, `config rejected, last good config keeps serving: ${error.message}`);
   }

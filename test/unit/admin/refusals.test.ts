@@ -1,20 +1,10 @@
 // The refused-peer warning on an injected clock: one line per interval, the rest counted,
 // every peer-chosen value cut short.
 import { describe, expect, it } from 'vitest';
-import type { Clock } from '../../../src/clock.ts';
 import { MAX_LOGGED_CHARS, RefusalLog } from '../../../src/admin/refusals.ts';
 import { createLogger } from '../../../src/telemetry/log.ts';
+import { manualClock } from '../../support/clock.ts';
 
-function manualClock(): Clock & { advance(ms: number): void } {
-  let now = 1_000_000;
-  return {
-    now: () => now,
-    advance: (ms) => void (now += ms),
-    setTimeout: () => { throw new Error('unused'); },
-    clearTimeout: () => undefined,
-    sleep: () => Promise.resolve(),
-  };
-}
 
 describe('RefusalLog', () => {
   it('logs one line per interval and counts the refusals it left out', () => {

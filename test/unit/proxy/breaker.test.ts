@@ -2,6 +2,7 @@
 // the half-open ramp, provider holds, epochs for stale tickets, admin actions and transition events.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../../src/clock.ts';
+import { manualClock } from '../../support/clock.ts';
 import type { BreakerConfig } from '../../../src/config/runtime.ts';
 import { Breaker, type BreakerState, type Ticket, type Transition } from '../../../src/proxy/breaker.ts';
 
@@ -67,8 +68,7 @@ function admitAll(b: Breaker): Ticket[] {
 }
 
 beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(T0);
+  vi.useFakeTimers({ now: T0 }); // performance (the clock's monotonic source) starts at T0 too
   breakers = [];
   transitions = [];
 });
@@ -174,13 +174,27 @@ describe('open', () => {
     expect(b.availableAt(Date.now())).toBe(Date.now());
   });
 
-  it('goes half-open lazily when the clock passes the open time before the timer fires', async () => {
+  it('a wall-clock jump (NTP, a resumed VM) neither ends an open breaker early nor keeps it open longer: its clock is monotonic', async () => {
     const b = make();
     const opened = await trip(b);
-    vi.setSystemTime(opened + OPEN_MS + 5); // the clock jumps; timers have not run
+    vi.setSystemTime(opened + 10 * OPEN_MS); // the wall clock jumps forward; monotonic time does not
+    expect(b.admit()).toEqual({ admitted: false, retryAt: opened + OPEN_MS });
+    vi.setSystemTime(opened - 10 * OPEN_MS); // and back
+    await vi.advanceTimersByTimeAsync(OPEN_MS);
+    expect(b.state.kind).toBe('halfOpen');
+  });
+
+  it('goes half-open lazily when the clock passes the open time before the timer fires', async () => {
+    const clock = manualClock(T0); // its timers never fire
+    const b = new Breaker(config(), clock, (t: Transition) => transitions.push(`${t.from}->${t.to}: ${t.reason}`), undefined, () => 0);
+    breakers.push(b);
+    await trip(b);
+    expect(b.state.kind).toBe('open');
+    clock.advance(OPEN_MS + 5);
+    expect(b.state.kind).toBe('open'); // reading the state moves nothing
     expect(b.admit().admitted).toBe(true);
     expect(transitions.at(-1)).toBe('open->halfOpen: open duration elapsed');
-    await vi.advanceTimersByTimeAsync(OPEN_MS);
+    expect(b.admit().admitted).toBe(false); // one trial slot in the first step
     expect(transitions.filter((t) => t.startsWith('open->halfOpen'))).toHaveLength(1);
   });
 });

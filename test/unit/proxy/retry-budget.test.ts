@@ -9,13 +9,12 @@ import { seeded } from '../../support/random.ts';
 const T0 = 1_700_000_000_000; // a whole second
 
 beforeEach(() => {
-  vi.useFakeTimers();
-  vi.setSystemTime(T0);
+  vi.useFakeTimers({ now: T0 }); // performance (the clock's monotonic source) starts at T0 too
 });
 afterEach(() => vi.useRealTimers());
 
 const budget = (ratio = 0.2, minPerSecond = 2) => new RetryBudget({ ratio, minPerSecond }, systemClock);
-const advance = (ms: number) => vi.setSystemTime(Date.now() + ms);
+const advance = (ms: number) => vi.advanceTimersByTime(ms);
 
 function grants(b: RetryBudget, tries: number): number {
   let n = 0;
