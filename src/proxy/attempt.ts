@@ -118,7 +118,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
           log.warn({ upstream: upstream.config.name, requestId: req.requestId, from: req.model, to: target.model }, 'falling back to a smaller model');
         }
         attempts++;
-        const attempt = new Attempt(endpoint, admission.ticket, target.model, { requestId: req.requestId, retry }, clock, req.deadline, req.appSignal);
+        const attempt = new Attempt(endpoint, upstream.configOf(endpoint), admission.ticket, target.model, { requestId: req.requestId, retry }, clock, req.deadline, req.appSignal);
         const sent = performance.now();
         let result: AttemptResult;
         try {

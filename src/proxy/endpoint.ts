@@ -118,7 +118,8 @@ export class EndpointRuntime {
     ctx: { requestId: string; maxRetryAfterMs: number; respectRetryAfter: boolean; authUsed: AuthConfig | undefined },
   ): void {
     this.#count(outcome.kind);
-    const currentKey = ctx.authUsed === this.config.auth;
+    // by value: a reload that keeps the key compiles a new config object for it
+    const currentKey = ctx.authUsed === undefined ? this.config.auth === undefined : ctx.authUsed.value.equals(this.config.auth?.value);
     this.gate.record(ticket, outcome, model, { maxRetryAfterMs: ctx.maxRetryAfterMs, respectRetryAfter: ctx.respectRetryAfter, currentKey });
     if (outcome.kind === 'account' && currentKey) {
       this.#deps.log.error(

@@ -21,7 +21,7 @@ export function targetsFor(req: ProxyRequest): Target[] {
 /** The body for one (endpoint, target): the original bytes unless the model or max tokens change. */
 export function bodyFor(req: ProxyRequest, endpoint: EndpointRuntime, target: Target): ProxyRequest['body'] {
   if (req.json === undefined || target.model === undefined) return req.body;
-  const model = endpoint.config.models.get(target.model) ?? target.model;
+  const model = req.upstream.configOf(endpoint).models.get(target.model) ?? target.model;
   if (model === req.json.model && target.maxTokens === undefined) return req.body; // the common case: no copy
   let changed = model !== req.json.model;
   const rewritten: Record<string, unknown> = { ...req.json, model };

@@ -6,7 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { pipeline, Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflateSync, brotliDecompressSync } from 'node:zlib';
 import type { Clock } from '../clock.ts';
-import type { AuthConfig, TimeoutsConfig } from '../config/runtime.ts';
+import type { EndpointConfig, TimeoutsConfig } from '../config/runtime.ts';
 import type { Ticket } from './breaker.ts';
 import { classifyBodyError, classifyHttpError, classifyJsonBody, classifySseOverflow, classifyStreamError, classifyTransport, type AbortCause } from './classify.ts';
 import type { DialectRules, PathKind, Usage } from './dialects/types.ts';
@@ -62,8 +62,8 @@ export class Attempt {
   readonly ticket: Ticket;
   /** the model this attempt asked for (the fallback's, when it is one) */
   readonly model: string | undefined;
-  /** the key it was sent with: a later 401 for a rotated key holds nothing */
-  readonly authUsed: AuthConfig | undefined;
+  /** the endpoint's config in the request's snapshot: url, key, headers (a reload mid-request changes none) */
+  readonly config: EndpointConfig;
   cause: AbortCause | undefined;
   #settled = false;
   #ctx: AttemptContext;
@@ -73,11 +73,20 @@ export class Attempt {
   #appSignal: AbortSignal;
   #onAppAbort = () => this.abort({ kind: 'cancelled', reason: 'client_disconnected' });
 
-  constructor(endpoint: EndpointRuntime, ticket: Ticket, model: string | undefined, ctx: AttemptContext, clock: Clock, deadline: number, appSignal: AbortSignal) {
+  constructor(
+    endpoint: EndpointRuntime,
+    config: EndpointConfig,
+    ticket: Ticket,
+    model: string | undefined,
+    ctx: AttemptContext,
+    clock: Clock,
+    deadline: number,
+    appSignal: AbortSignal,
+  ) {
     this.endpoint = endpoint;
+    this.config = config;
     this.ticket = ticket;
     this.model = model;
-    this.authUsed = endpoint.config.auth;
     this.#ctx = ctx;
     this.#clock = clock;
     this.#appSignal = appSignal;
@@ -128,7 +137,7 @@ export class Attempt {
     this.dispose();
     this.endpoint.inflight--;
     this.endpoint.inflightGauge.dec();
-    this.endpoint.record(this.ticket, outcome, this.model, { requestId: this.#ctx.requestId, ...this.#ctx.retry, authUsed: this.authUsed });
+    this.endpoint.record(this.ticket, outcome, this.model, { requestId: this.#ctx.requestId, ...this.#ctx.retry, authUsed: this.config.auth });
   }
 }
 
@@ -186,8 +195,8 @@ function isJson(contentType: string | undefined): boolean {
   return contentType !== undefined && contentType.includes('json');
 }
 
-export function requestPath(endpoint: EndpointRuntime, path: string, search: string): string {
-  const { basePath, query } = endpoint.config;
+export function requestPath(config: EndpointConfig, path: string, search: string): string {
+  const { basePath, query } = config;
   if (query === '') return basePath + path + search;
   return basePath + path + (search === '' ? `?${query.slice(1)}` : search + query);
 }
@@ -201,8 +210,9 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
   const { endpoint } = live;
   const { timeouts } = req;
   const headers: Record<string, string | string[]> = { ...req.headers, 'accept-encoding': 'gzip, deflate, br' };
-  for (const [k, v] of endpoint.config.headers) headers[k] = v;
-  const auth = endpoint.config.auth;
+  const { config } = live;
+  for (const [k, v] of config.headers) headers[k] = v;
+  const auth = config.auth;
   if (auth) headers[auth.header] = auth.value.reveal();
   if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length);
 
@@ -219,8 +229,8 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
   let response;
   try {
     response = await endpoint.dispatcher.request({
-      origin: endpoint.config.origin,
-      path: requestPath(endpoint, req.path, req.search),
+      origin: config.origin,
+      path: requestPath(config, req.path, req.search),
       method: req.method as 'POST',
       headers,
       body,

@@ -1,6 +1,8 @@
 // One upstream at run time: its compiled config, its endpoints in priority order, its
-// retry budget and its dialect. Rebuilt on every config swap; endpoints and budget carry over.
-import type { UpstreamConfig } from '../config/runtime.ts';
+// retry budget and its dialect. Rebuilt on every config swap; endpoints (their state: gate,
+// pool, counters) and budget carry over, while each snapshot keeps its own frozen endpoint
+// configs, so a request reads url, key, headers and model names from the snapshot it started on.
+import type { EndpointConfig, UpstreamConfig } from '../config/runtime.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { DIALECTS, type DialectRules } from './dialects/index.ts';
 import type { EndpointRuntime } from './endpoint.ts';
@@ -24,9 +26,12 @@ export class UpstreamRuntime {
   readonly #retries = new Map<string, { inc(): void }>();
   readonly #fallbacks = new Map<string, { inc(): void }>();
   readonly #metrics: Metrics;
+  readonly #configs: ReadonlyMap<EndpointRuntime, EndpointConfig>;
 
+  /** `endpoints[i]` is the state of `config.endpoints[i]` */
   constructor(config: UpstreamConfig, endpoints: readonly EndpointRuntime[], budget: RetryBudget, metrics: Metrics) {
     this.config = config;
+    this.#configs = new Map(endpoints.map((e, i) => [e, config.endpoints[i]!]));
     this.dialect = DIALECTS[config.api];
     this.endpoints = endpoints;
     this.budget = budget;
@@ -44,6 +49,11 @@ export class UpstreamRuntime {
       overhead: metrics.overhead.labels(config.name),
       budgetExhausted: metrics.retryBudgetExhausted.labels(config.name),
     };
+  }
+
+  /** the endpoint's config as this snapshot compiled it (never a later reload's) */
+  configOf(endpoint: EndpointRuntime): EndpointConfig {
+    return this.#configs.get(endpoint) ?? endpoint.config;
   }
 
   countRequest(outcome: string): void {
