@@ -1,14 +1,14 @@
-// One breaker per endpoint. opossum keeps the rolling window and decides when to open;
-// this class adds what opossum lacks: a half-open ramp (several steps of concurrent trials),
+// One breaker per endpoint. opossum keeps the rolling window (window.ts, asked synchronously
+// whether to open); this class is the state machine and adds what opossum lacks: a half-open ramp (several steps of concurrent trials),
 // opening on N failures in a row, re-openings that grow (base x n, capped) with jitter so
 // replicas sharing an outage do not all probe in the same millisecond, holds that keep it
 // open for a provider's Retry-After, and a state that is a discriminated union, so
 // "half-open with no step" cannot be written. Reading the state has no side effect: the
 // open -> half-open move happens on admit() or on its timer.
-import CircuitBreaker from 'opossum';
 import type { Clock } from '../clock.ts';
 import type { BreakerConfig } from '../config/runtime.ts';
 import type { BreakerVerdict } from './outcome.ts';
+import { OpossumWindow, type FailureWindow } from './window.ts';
 
 export type BreakerState =
   | { kind: 'closed'; since: number }
@@ -41,16 +41,13 @@ export const MAX_REOPEN_FACTOR = 8;
 /** up to this fraction of an open duration is added at random, so replicas wake apart */
 export const OPEN_JITTER = 0.1;
 
-const FAILURE = Object.freeze(new Error('attempt failed')) as Error;
-type Fire = (verdict: 'success' | 'failure') => Promise<void>;
-const action: Fire = (verdict) => (verdict === 'success' ? Promise.resolve() : Promise.reject(FAILURE));
-
 export class Breaker {
   readonly config: BreakerConfig;
   #clock: Clock;
   #state: BreakerState;
   #epoch = ++epochs;
-  #cb: CircuitBreaker<[verdict: 'success' | 'failure'], void>;
+  /** the rolling window (opossum's), consulted synchronously; a fresh one on every close */
+  #window: FailureWindow;
   #timer: NodeJS.Timeout | undefined;
   /** the latest time a provider asked us to stay away (Retry-After), extends the next opening */
   #holdUntil = 0;
@@ -72,7 +69,7 @@ export class Breaker {
     this.#clock = clock;
     this.#random = random;
     this.#onTransition = onTransition;
-    this.#cb = this.#newCircuit();
+    this.#window = new OpossumWindow(config);
     const now = clock.now();
     this.#state = { kind: 'closed', since: now };
     if (seed && seed.kind !== 'closed') this.#seed(seed);
@@ -85,8 +82,7 @@ export class Breaker {
 
   /** counts in the current window, for /debug/state */
   window(): { fires: number; failures: number; successes: number } {
-    const s = this.#cb.stats;
-    return { fires: s.fires, failures: s.failures, successes: s.successes };
+    return this.#window.counts();
   }
 
   /**
@@ -129,7 +125,7 @@ export class Breaker {
         this.#openFor(this.config.openDurationMs, `${this.#consecutive} failures in a row`);
         return;
       }
-      this.#cb.fire(verdict).catch(() => undefined);
+      if (this.#window.record(verdict)) this.#openFor(this.config.openDurationMs, 'error rate over threshold');
       return;
     }
     if (s.kind !== 'halfOpen' || !ticket.trial) return;
@@ -176,31 +172,10 @@ export class Breaker {
 
   dispose(): void {
     this.#clock.clearTimeout(this.#timer);
-    this.#cb.shutdown();
-  }
-
-  #newCircuit(): CircuitBreaker<[verdict: 'success' | 'failure'], void> {
-    const config = this.config;
-    const cb = new CircuitBreaker(action, {
-      timeout: false, // Breakwater enforces its own timeouts, so a timeout is classified like any other outcome
-      resetTimeout: config.openDurationMs, // unused: this class decides when to half-open
-      // opossum opens only above the threshold; 100 % must still open when every call fails
-      errorThresholdPercentage: Math.min(config.errorThresholdPercentage, 99.999),
-      volumeThreshold: config.volumeThreshold,
-      rollingCountTimeout: config.rollingWindowMs,
-      rollingCountBuckets: 10,
-      rollingPercentilesEnabled: false,
-      enableSnapshots: false,
-    });
-    // opossum decides from its window; mirror its decision unless we already left closed
-    cb.on('open', () => {
-      if (this.#state.kind === 'closed') this.#openFor(config.openDurationMs, 'error rate over threshold');
-    });
-    return cb;
+    this.#window.dispose();
   }
 
   #seed(seed: BreakerState): void {
-    // state first: opossum's 'open' event must not look like a fresh decision
     if (seed.kind === 'open') {
       this.#state = { ...seed };
       this.#schedule(seed.until);
@@ -208,7 +183,6 @@ export class Breaker {
       const step = Math.min(seed.step, this.config.halfOpenRamp.length - 1);
       this.#state = { kind: 'halfOpen', since: seed.since, step, admitted: 0, succeeded: 0 };
     }
-    this.#cb.open();
   }
 
   #openFor(durationMs: number, reason: string): void {
@@ -218,15 +192,14 @@ export class Breaker {
     const jitter = Math.floor(this.#random() * durationMs * OPEN_JITTER);
     const until = Math.max(now + durationMs + jitter, this.#holdUntil);
     this.#set({ kind: 'open', since: now, until, reason }, reason, true);
-    this.#cb.open(); // after the state change, so opossum's 'open' event is not mistaken for a new decision
     this.#schedule(until);
   }
 
   #close(reason: string): void {
     this.#clock.clearTimeout(this.#timer);
     // a fresh window: the failures that opened the breaker must not reopen it at once
-    this.#cb.shutdown();
-    this.#cb = this.#newCircuit();
+    this.#window.dispose();
+    this.#window = new OpossumWindow(this.config);
     this.#openings = 0;
     this.#consecutive = 0;
     this.#set({ kind: 'closed', since: this.#clock.now() }, reason, true);

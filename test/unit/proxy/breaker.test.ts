@@ -111,7 +111,7 @@ describe('closed', () => {
 
   it('opens with errorThresholdPercentage 100 when every call fails', async () => {
     const b = make({ errorThresholdPercentage: 100, volumeThreshold: 5 });
-    await fail(b, 20);
+    await fail(b, 5); // the window is asked synchronously (issue 8): open at the 5th, no more admissions
     expect(b.state.kind).toBe('open');
   });
 
@@ -447,5 +447,16 @@ describe('seeding (a config swap that changes breaker settings)', () => {
     const b = make({}, { kind: 'closed', since: T0 - 1 });
     expect(b.state.kind).toBe('closed');
     expect(b.admit().admitted).toBe(true);
+  });
+});
+
+describe('the failure window is asked synchronously (issue 8)', () => {
+  it('opens on the very failure that crosses the threshold, before any microtask runs', () => {
+    const b = make({ volumeThreshold: 4, errorThresholdPercentage: 50 });
+    for (let i = 0; i < 2; i++) b.record(ticket(b), 'success');
+    for (let i = 0; i < 2; i++) b.record(ticket(b), 'failure'); // 2 of 4: not over 50 %
+    expect(b.state.kind).toBe('closed');
+    b.record(ticket(b), 'failure'); // 3 of 5
+    expect(b.state.kind).toBe('open'); // no flush(): the decision is not an event any more
   });
 });
