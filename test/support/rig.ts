@@ -9,6 +9,7 @@ import { startFake, type FakeProvider } from '../../src/fake/server.ts';
 import { createLogger } from '../../src/telemetry/log.ts';
 import type { EndpointRuntime } from '../../src/proxy/endpoint.ts';
 import type { EdgeLimits } from '../../src/proxy/limits.ts';
+import { waitFor as sharedWaitFor } from './wait.ts';
 
 export const TEST_KEY_ENV = 'BREAKWATER_TEST_KEY';
 export const TEST_KEY = 'sk-test-0123456789';
@@ -131,11 +132,7 @@ export async function startRig(options: RigOptions): Promise<Rig> {
 
 /** Polls until fn() is true (a hang guard, not a timing assertion). */
 export async function waitFor(fn: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await sharedWaitFor(what, () => fn(), timeoutMs);
 }
 
 export function chatBody(model = 'gpt-4.1', extra: Record<string, unknown> = {}): string {

@@ -8,6 +8,7 @@ import { startProxy, type RunningProxy } from '../../../src/app.ts';
 import type { ReadinessPolicy } from '../../../src/admin/readiness.ts';
 import { startFake, type FakeProvider } from '../../../src/fake/server.ts';
 import { createLogger, silentLogger, type Logger } from '../../../src/telemetry/log.ts';
+import { waitFor as sharedWaitFor } from '../../support/wait.ts';
 
 export interface Stack {
   proxy: RunningProxy;
@@ -93,20 +94,9 @@ export async function getJson<T = any>(url: string, init?: RequestInit): Promise
   return { status: res.status, body: JSON.parse(text) as T, headers: res.headers };
 }
 
-/** Polls until fn returns a value other than undefined/false; fails with `what` after timeoutMs. */
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await fn();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+/** the shared wait (test/support/wait.ts), polling every 50 ms here */
+export function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, intervalMs = 50): Promise<T> {
+  return sharedWaitFor(what, fn, timeoutMs, intervalMs);
 }
 
 export interface Sample {

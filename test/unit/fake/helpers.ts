@@ -1,6 +1,7 @@
 // Shared helpers for the fake-provider tests.
 import { gunzipSync } from 'node:zlib';
 import { request as httpRequest } from 'node:http';
+import { waitFor as sharedWaitFor } from '../../support/wait.ts';
 
 export interface SseFrame {
   event: string | null;
@@ -119,11 +120,7 @@ export const messagesBody = (extra: Record<string, unknown> = {}): Record<string
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** Poll until `check` is true (robust against a busy machine); throws after `ms`. */
+/** Poll until `check` is true (the shared wait, test/support/wait.ts); throws after `ms`. */
 export async function waitFor(check: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('waitFor: condition not met in time');
-    await sleep(10);
-  }
+  await sharedWaitFor('a condition of the fake', () => check(), ms, 10);
 }
