@@ -43,6 +43,19 @@ function isLocalHost(hostname: string): boolean {
   );
 }
 
+/**
+ * A plain-http URL to this pod or this cluster (loopback, `*.svc`, `*.svc.cluster.local`): the
+ * only hosts that may be reached without TLS and without `insecure: true`, and the ones the
+ * data plane never sends through an egress proxy.
+ */
+export function isLocalHttpUrl(url: string): boolean {
+  if (!url.startsWith('http://')) return false;
+  if (new RegExp(LOOPBACK_V4_URL).test(url)) return true;
+  // as in CEL, where isURL() is false: not a URL is not a local URL (endpoint-url-well-formed says why)
+  const hostname = URL.parse(url)?.hostname;
+  return hostname !== undefined && isLocalHost(hostname);
+}
+
 function eachEndpoint(spec: Spec, fn: (e: EndpointSpec, i: number) => Violation | undefined): Violation[] {
   const out: Violation[] = [];
   spec.endpoints.forEach((e, i) => {
@@ -125,10 +138,8 @@ export const RULES: readonly CrossFieldRule[] = [
     fieldPath: '.url',
     check(spec) {
       return eachEndpoint(spec, (e, i) => {
-        if (e.url.startsWith('https://') || e.insecure === true || new RegExp(LOOPBACK_V4_URL).test(e.url)) return undefined;
-        // as in CEL, where isURL() is false: not a URL is not a local URL (endpoint-url-well-formed says why)
-        const hostname = URL.parse(e.url)?.hostname;
-        return hostname !== undefined && isLocalHost(hostname) ? undefined : { path: `spec.endpoints[${i}].url`, message: this.message };
+        if (e.url.startsWith('https://') || e.insecure === true || isLocalHttpUrl(e.url)) return undefined;
+        return { path: `spec.endpoints[${i}].url`, message: this.message };
       });
     },
   },

@@ -3,6 +3,7 @@
 import { EnvHttpProxyAgent, Pool as UndiciPool } from 'undici';
 import type { Clock } from '../clock.ts';
 import type { AuthConfig, BreakerConfig, EndpointConfig, TimeoutsConfig } from '../config/runtime.ts';
+import { isLocalHttpUrl } from '../config/rules.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { Breaker, BreakerState, Ticket, Transition } from './breaker.ts';
@@ -12,13 +13,6 @@ import type { Outcome, OutcomeKind } from './outcome.ts';
 
 export { ACCOUNT_HOLD_MS };
 
-/** plain http to this host never goes through HTTP(S)_PROXY: a proxy would see the key in cleartext */
-export function isLocalPlainHttp(url: URL): boolean {
-  if (url.protocol !== 'http:') return false;
-  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  return host === 'localhost' || host === '::1' || /^127\./.test(host) || host.endsWith('.svc') || host.endsWith('.cluster.local') || host.endsWith('.svc.cluster.local');
-}
-
 function proxyConfigured(): boolean {
   const env = process.env;
   return Boolean(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy);
@@ -26,7 +20,8 @@ function proxyConfigured(): boolean {
 
 /** through HTTP(S)_PROXY, or direct (always direct for plain-http local endpoints) */
 export function egressRoute(endpoint: EndpointConfig): 'proxy' | 'direct' {
-  return proxyConfigured() && !isLocalPlainHttp(new URL(endpoint.url)) ? 'proxy' : 'direct';
+  // plain http to this pod or cluster never crosses a proxy: it would see the key in cleartext
+  return proxyConfigured() && !isLocalHttpUrl(endpoint.url) ? 'proxy' : 'direct';
 }
 
 export const defaultDispatcher: DispatcherFactory = (endpoint, { connectMs }) => {

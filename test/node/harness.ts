@@ -15,6 +15,7 @@
 import { spawn } from 'node:child_process';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
+import { waitFor } from '../support/wait.ts';
 
 export interface NodeClusterInfo {
   dir: string;
@@ -256,19 +257,9 @@ export async function serviceIP(namespace: string, name: string): Promise<string
   return (await getJson<{ spec: { clusterIP: string } }>(namespace, 'service', name)).spec.clusterIP;
 }
 
+/** the shared polling wait (test/support/wait.ts), every 200 ms here */
 export async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number, intervalMs = 200): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-      lastError = undefined;
-    } catch (err) {
-      lastError = err;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+  await waitFor(what, check, timeoutMs, intervalMs);
 }
 
 // --- pod specs --------------------------------------------------------------------------------
