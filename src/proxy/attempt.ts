@@ -84,7 +84,6 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
   let waits = 0;
   let last: Failure | undefined;
   let budgetSpent = false;
-  let stopped = false;
   let longWait: number | undefined;
   let providerMs = 0;
   const announced = new Set<Target>();
@@ -143,10 +142,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
           { upstream: upstream.config.name, endpoint: endpoint.name, requestId: req.requestId, model: target.model, attempt: attempts, outcome: describeOutcome(result.outcome) },
           more ? 'attempt failed: failing over' : 'attempt failed: no attempts left',
         );
-        if (!more) {
-          stopped = true;
-          break passes;
-        }
+        if (!more) break passes;
       }
     }
     // A whole pass without an answer: wait (only now, when nothing else is left) and go again:
@@ -173,7 +169,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
     }
   }
 
-  return giveUp(req, { attempts, last, budgetSpent, stopped, longWait, providerMs }, clock.now());
+  return giveUp(req, { attempts, last, budgetSpent, longWait, providerMs }, clock.now());
 }
 
 /** Is there an (endpoint, target) this request has not tried that could serve it now or soon? */
@@ -205,7 +201,7 @@ export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Targe
 
 function giveUp(
   req: ProxyRequest,
-  state: { attempts: number; last: Failure | undefined; budgetSpent: boolean; stopped: boolean; longWait: number | undefined; providerMs: number },
+  state: { attempts: number; last: Failure | undefined; budgetSpent: boolean; longWait: number | undefined; providerMs: number },
   now: number,
 ): GiveUp {
   const { upstream } = req;
