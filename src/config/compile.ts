@@ -76,6 +76,8 @@ function compileEndpoint(upstream: string, api: UpstreamConfig['api'], e: Endpoi
     auth: compileAuth(e.auth, api, resolve, { document, path: `spec.endpoints[${i}].auth`, namespace }),
     models: new Map(Object.entries(e.models ?? {})),
     headers: Object.entries(e.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const),
+    maxConcurrent: e.maxConcurrent,
+    rateLimit: e.rateLimit ? { requestsPerMinute: e.rateLimit.requestsPerMinute, tokensPerMinute: e.rateLimit.tokensPerMinute } : undefined,
   };
 }
 
@@ -141,6 +143,28 @@ export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, do
       emptyChoices: spec.validate?.emptyChoices ?? DEFAULTS.validate.emptyChoices,
       errorInBody: spec.validate?.errorInBody ?? DEFAULTS.validate.errorInBody,
     },
+    queue: {
+      maxSize: spec.queue?.maxSize ?? DEFAULTS.queue.maxSize,
+      maxWaitMs: parseDuration(spec.queue?.maxWait ?? DEFAULTS.queue.maxWait),
+    },
+    cache:
+      (spec.cache?.enabled ?? DEFAULTS.cache.enabled)
+        ? {
+            ttlMs: parseDuration(spec.cache?.ttl ?? DEFAULTS.cache.ttl),
+            maxEntries: spec.cache?.maxEntries ?? DEFAULTS.cache.maxEntries,
+            maxBytes: spec.cache?.maxBytes ?? DEFAULTS.cache.maxBytes,
+          }
+        : undefined,
+    healthCheck:
+      (spec.healthCheck?.enabled ?? DEFAULTS.healthCheck.enabled)
+        ? {
+            path: normalizePath(spec.healthCheck?.path ?? DEFAULTS.healthCheck.path),
+            intervalMs: parseDuration(spec.healthCheck?.interval ?? DEFAULTS.healthCheck.interval),
+            timeoutMs: parseDuration(spec.healthCheck?.timeout ?? DEFAULTS.healthCheck.timeout),
+          }
+        : undefined,
+    balance: spec.balance ?? DEFAULTS.balance,
+    hedge: spec.hedge ? { afterMs: parseDuration(spec.hedge.after), maxExtra: spec.hedge.maxExtra ?? DEFAULTS.hedge.maxExtra } : undefined,
   };
 }
 
