@@ -95,12 +95,12 @@ export class HealthProbe {
     if (!this.#counters) {
       const { metrics } = this.#deps;
       const { upstream, name } = this.#endpoint;
-      this.#counters = {
-        ok: metrics.healthChecks.labels(upstream, name, 'ok'),
-        failed: metrics.healthChecks.labels(upstream, name, 'failed'),
-        timeout: metrics.healthChecks.labels(upstream, name, 'timeout'),
-        error: metrics.healthChecks.labels(upstream, name, 'error'),
+      const bind = (result: ProbeResult) => {
+        const child = metrics.healthChecks.labels(upstream, name, result);
+        child.inc(0); // exported at 0 from the start, so rate() works before the first probe
+        return child;
       };
+      this.#counters = { ok: bind('ok'), failed: bind('failed'), timeout: bind('timeout'), error: bind('error') };
     }
     if (changed) this.#stop(); // a new cadence starts from now
     this.#start();

@@ -110,6 +110,18 @@ describe('health checks: which endpoints are probed', () => {
     await vi.advanceTimersByTimeAsync(INTERVAL * 20);
     expect(rig.seen).toEqual([]);
     expect(rig.endpoint('e0').describe(Date.now()).healthCheck).toMatchObject({ nextProbeAt: null, last: null });
+    // every result is exported at 0 from the start, so rate() works before the first probe
+    const { values } = await rig.metrics.healthChecks.get();
+    expect(values.filter((v) => v.labels.endpoint === 'e0').map((v) => [v.labels.result, v.value])).toEqual([['ok', 0], ['failed', 0], ['timeout', 0], ['error', 0]]);
+  });
+
+  it('exports no health check series for an upstream with health checks off', async () => {
+    const rig = healthRig({ spec: { healthCheck: { enabled: false } } });
+    rig.endpoint('e0').breaker.forceOpen();
+    await vi.advanceTimersByTimeAsync(INTERVAL * 20);
+    expect(rig.seen).toEqual([]);
+    expect((await rig.metrics.healthChecks.get()).values).toEqual([]);
+    expect(rig.endpoint('e0').describe(Date.now()).healthCheck).toBeNull();
   });
 
   it('probes an open endpoint with GET <url>/models through its own pool, with its own key, headers and query, and no body', async () => {
