@@ -134,4 +134,28 @@ describe('active health checks', () => {
     expect(view!.nextProbeAt).toBeGreaterThan(now - 50);
     expect(view!.nextProbeAt).toBeLessThanOrEqual(now + INTERVAL_MS * (1 + JITTER));
   });
+
+  it('an Anthropic endpoint opened by an operator is probed with its x-api-key and anthropic-version, and half-opens on the answer', async () => {
+    rig = await startRig({
+      fakes: 1,
+      upstreams: ([a]) => [
+        {
+          name: 'claude',
+          api: 'anthropic',
+          endpoints: [{ name: 'only', url: `${a!.url}/v1`, auth: { env: 'BREAKWATER_TEST_KEY', header: 'x-api-key' } }],
+          breaker: { openDuration: '10m' },
+          healthCheck: { enabled: true, interval: '1s', timeout: '1s' },
+        } as UpstreamDef,
+      ],
+    });
+    const [a] = rig.fakes as [FakeProvider];
+    const only = rig.endpoint('claude', 'only');
+    only.breaker.forceOpen(); // what POST /admin/upstreams/claude/endpoints/only/open does
+    await waitFor(() => only.breaker.state.kind === 'halfOpen', 'half-open after a probe');
+    const [probe, ...more] = a.stats().recent;
+    expect(more).toEqual([]);
+    expect(probe).toMatchObject({ method: 'GET', path: MODELS, fault: 'none' });
+    expect(probe!.headers).toMatchObject({ 'x-api-key': TEST_KEY, 'anthropic-version': '2023-06-01' });
+    expect(probe!.headers.authorization).toBeUndefined();
+  });
 });
