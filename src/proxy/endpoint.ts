@@ -8,6 +8,7 @@ import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { Breaker, BreakerState, Ticket, Transition } from './breaker.ts';
 import { ACCOUNT_HOLD_MS, EndpointGate } from './gate.ts';
+import { HealthProbe } from './health.ts';
 import type { DispatcherFactory, Pool, PoolLease, PoolStore } from './pools.ts';
 import type { Outcome, OutcomeKind } from './outcome.ts';
 
@@ -45,6 +46,8 @@ export class EndpointRuntime {
   readonly upstream: string;
   config: EndpointConfig;
   readonly gate: EndpointGate;
+  /** active health checks while the breaker is open (configured by the runtime on every apply) */
+  readonly health: HealthProbe;
   #pool: PoolLease;
   inflight = 0;
   /** removed by a config swap: requests still running on an older snapshot must skip it */
@@ -65,6 +68,7 @@ export class EndpointRuntime {
     this.#pool = deps.pools.acquire(config, this.#connectMs);
     this.#breakerKey = breaker.key;
     this.gate = new EndpointGate(breaker, deps.clock, (t) => this.#onTransition(t), deps.random);
+    this.health = new HealthProbe(this, deps);
     this.inflightGauge = deps.metrics.inflight.labels(upstream, config.name);
     this.ttfb = deps.metrics.ttfb.labels(upstream, config.name);
     this.#tokens = { input: deps.metrics.tokens.labels(upstream, config.name, 'input'), output: deps.metrics.tokens.labels(upstream, config.name, 'output') };
@@ -147,6 +151,7 @@ export class EndpointRuntime {
       hold,
       modelHolds,
       inflight: this.inflight,
+      healthCheck: this.health.describe(),
     };
   }
 
@@ -156,6 +161,7 @@ export class EndpointRuntime {
    */
   async drain(keepSeries = false): Promise<void> {
     this.retired = true;
+    this.health.close();
     try {
       await this.#pool.release();
     } finally {
@@ -177,6 +183,7 @@ export class EndpointRuntime {
     const { metrics, log } = this.#deps;
     metrics.breakerTransitions.labels(this.upstream, this.name, t.to).inc();
     this.#publishState(t.to);
+    this.health.breakerMoved(t.to);
     const fields = { upstream: this.upstream, endpoint: this.name, from: t.from, to: t.to, reason: t.reason };
     if (t.to === 'open') log.warn(fields, 'breaker opened');
     else log.info(fields, t.to === 'closed' ? 'breaker closed' : 'breaker half-open');

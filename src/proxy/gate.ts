@@ -125,6 +125,21 @@ export class EndpointGate {
     this.breaker.reset();
   }
 
+  /**
+   * Active health checks (health.ts) probe only an open breaker whose endpoint is not held: a hold
+   * is the provider's own wait or an account error, which a models listing cannot vouch for.
+   */
+  wantsProbe(now: number): boolean {
+    const s = this.breaker.state;
+    return s.kind === 'open' && s.until > now && !(this.#hold && this.#hold.until > now);
+  }
+
+  /** a health check passed: an open breaker goes half-open now, unless the endpoint is held meanwhile */
+  probePassed(reason: string, now: number): boolean {
+    if (this.#hold && this.#hold.until > now) return false;
+    return this.breaker.probePassed(reason);
+  }
+
   describe(now: number): { breaker: BreakerState; hold: Hold | null; modelHolds: Record<string, number> } {
     return {
       breaker: this.breaker.state,

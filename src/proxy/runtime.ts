@@ -71,6 +71,7 @@ export class ProxyRuntime implements ConfigSink {
         endpoints.set(e.key, created);
         return created;
       });
+      for (const e of eps) e.health.configure(config.healthCheck, config.api);
       let budget = this.#budgets.get(config.name);
       if (budget) budget.reconfigure(config.retry.budget);
       else budget = new RetryBudget(config.retry.budget, clock);

@@ -46,6 +46,8 @@ export function createMetrics(registry = new Registry()) {
     fallbacks: new BoundCounter({ name: 'breakwater_fallbacks_total', help: 'Requests moved to a fallback model', labelNames: ['upstream', 'from_model', 'to_model'] as const, registers: [registry] }),
     inflight: new BoundGauge({ name: 'breakwater_inflight_requests', help: 'Attempts in flight per endpoint', labelNames: ['upstream', 'endpoint'] as const, registers: [registry] }),
     tokens: new BoundCounter({ name: 'breakwater_tokens_total', help: 'Tokens reported by providers', labelNames: ['upstream', 'endpoint', 'kind'] as const, registers: [registry] }),
+    // not per request: a probe every interval per open endpoint, so prom-client's own Counter
+    healthChecks: new Counter({ name: 'breakwater_health_checks_total', help: 'Active health checks of open endpoints, by result', labelNames: ['upstream', 'endpoint', 'result'] as const, registers: [registry] }),
     configReloads: new Counter({ name: 'breakwater_config_reloads_total', help: 'Config loads by source and result', labelNames: ['source', 'result'] as const, registers: [registry] }),
     configLastApplied: new Gauge({ name: 'breakwater_config_last_applied_timestamp_seconds', help: 'When a config was last applied', registers: [registry] }),
     configWatchHealthy: new Gauge({ name: 'breakwater_config_watch_healthy', help: '1 while the config watch is connected and fresh', labelNames: ['source'] as const, registers: [registry] }),
