@@ -16,9 +16,12 @@ afterEach(async () => {
   rig = undefined;
 });
 
+/** an upstream with a cache section (the rig's UpstreamDef does not list it) */
+type Def = UpstreamDef & { cache?: Record<string, unknown> };
+
 const CACHE = { enabled: true, ttl: '5m', maxEntries: 1000, maxBytes: 1_048_576 };
 
-function cached(endpoints: (a: FakeProvider) => EndpointDef[], extra: Partial<UpstreamDef> = {}): (fakes: FakeProvider[]) => UpstreamDef[] {
+function cached(endpoints: (a: FakeProvider) => EndpointDef[], extra: Partial<Def> = {}): (fakes: FakeProvider[]) => Def[] {
   return ([a]) => [{ name: 'openai', endpoints: endpoints(a!), breaker: { volumeThreshold: 1000 }, cache: CACHE, ...extra }];
 }
 
@@ -85,7 +88,7 @@ describe('exact-match cache', () => {
     process.env.BREAKWATER_CACHE_TEST_KEY = 'sk-account-one';
     rig = await startRig({
       fakes: 1,
-      upstreams: ([a]) => [
+      upstreams: ([a]): Def[] => [
         { name: 'openai', endpoints: [{ name: 'keyless', url: `${a!.url}/v1`, auth: undefined }], cache: CACHE },
         { name: 'keyed', endpoints: [{ name: 'primary', url: `${a!.url}/v1`, auth: { env: 'BREAKWATER_CACHE_TEST_KEY' } }], cache: CACHE },
       ],
@@ -99,7 +102,7 @@ describe('exact-match cache', () => {
     // the keyed upstream: the endpoint's key is the scope; a rotation starts afresh
     const r = rig;
     r.fakes[0]!.resetStats();
-    const keyedDefs = (env: string): UpstreamDef[] => [
+    const keyedDefs = (env: string): Def[] => [
       { name: 'openai', endpoints: [{ name: 'keyless', url: `${r.fakes[0]!.url}/v1`, auth: undefined }], cache: CACHE },
       { name: 'keyed', endpoints: [{ name: 'primary', url: `${r.fakes[0]!.url}/v1`, auth: { env } }], cache: CACHE },
     ];
@@ -172,7 +175,7 @@ describe('exact-match cache', () => {
     const r = rig;
     for (let i = 0; i < 5; i++) await post(url(r), zero(`q${i}`));
     const before = cacheOf(r);
-    const defs = (cache: Record<string, unknown>, extra: Partial<UpstreamDef> = {}): UpstreamDef[] => [
+    const defs = (cache: Record<string, unknown>, extra: Partial<Def> = {}): Def[] => [
       { name: 'openai', endpoints: single(r.fakes[0]!), breaker: { volumeThreshold: 1000 }, cache, ...extra },
     ];
     r.writeConfig(defs(CACHE, { retry: { maxAttempts: 2 } }));
