@@ -45,6 +45,7 @@ export const MAX_ENTRY_SHARE = 4;
 const VARYING_HEADERS: readonly string[] = ['anthropic-version', 'anthropic-beta', 'openai-beta', 'openai-organization', 'openai-project'];
 
 export interface CachedAnswer {
+  readonly kind: 'hit';
   readonly body: Buffer;
   readonly contentType: string;
   /** clock.now() when stored */
@@ -163,7 +164,7 @@ export class LruStore {
     this.#evict(this.#config.maxEntries - 1, this.#config.maxBytes - bytes);
     const copy = Buffer.allocUnsafeSlow(body.length);
     body.copy(copy);
-    this.#entries.set(key, { body: copy, contentType, storedAt: now, bytes });
+    this.#entries.set(key, { kind: 'hit', body: copy, contentType, storedAt: now, bytes });
     this.#bytes += bytes;
     return true;
   }
@@ -200,6 +201,7 @@ export class LruStore {
 
 /** A miss (or a bypass) to remember until the commit: where to store and whether to. */
 export interface CachePlan {
+  readonly kind: 'plan';
   readonly cache: UpstreamCache;
   readonly key: string;
   /** reported to the app in x-breakwater-cache */
@@ -210,7 +212,8 @@ export interface CachePlan {
 /** what the cache reads of a request */
 export type CacheableRequest = Pick<ProxyRequest, 'method' | 'path' | 'search' | 'headers' | 'json' | 'pathKind' | 'streaming' | 'retryable'>;
 
-export type Consulted = { kind: 'hit'; answer: CachedAnswer } | { kind: 'plan'; plan: CachePlan };
+/** a hit (the stored answer itself) or the plan for the commit: no wrapper is allocated */
+export type Consulted = CachedAnswer | CachePlan;
 
 export interface CacheDeps {
   clock: Clock;
@@ -277,19 +280,19 @@ export class UpstreamCache {
     if (!read) {
       this.bypasses++;
       this.#counters.bypass.inc();
-      return { kind: 'plan', plan: { cache: this, key, result: 'bypass', store: write } };
+      return { kind: 'plan', cache: this, key, result: 'bypass', store: write };
     }
     const answer = this.store.get(key);
     if (answer) {
       this.hits++;
       this.#counters.hits.inc();
       this.#counters.hit.inc();
-      return { kind: 'hit', answer };
+      return answer;
     }
     this.misses++;
     this.#counters.miss.inc();
     this.#counters.bytes.set(this.store.bytes); // an expired entry may just have gone
-    return { kind: 'plan', plan: { cache: this, key, result: 'miss', store: true } };
+    return { kind: 'plan', cache: this, key, result: 'miss', store: true };
   }
 
   /** the request's key, or undefined when its body cannot be put in canonical form */

@@ -281,11 +281,11 @@ export class ProxyServer {
     if (upstream.cache) {
       const consulted = upstream.cache.consult(proxyReq, req.headers);
       if (consulted?.kind === 'hit') {
-        sendHit(res, upstream.cache, consulted.answer, requestId);
+        sendHit(res, upstream.cache, consulted, requestId);
         upstream.counters.overhead.observe((performance.now() - started) / 1000);
         return done('ok');
       }
-      proxyReq.cache = consulted?.plan;
+      proxyReq.cache = consulted;
     }
     const result = await runAttempts(proxyReq, this.#options);
     if (result.kind === 'answer') return done(await commit(proxyReq, res, result, this.#options));

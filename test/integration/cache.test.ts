@@ -3,6 +3,7 @@
 // from the cache without reaching the provider; another credential scope, temperature 0.7 or
 // none, `stream: true`, `Cache-Control: no-store` and invalid answers never are; the store stays
 // inside maxBytes under 10,000 distinct requests; a config swap keeps, resizes or drops it.
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -82,6 +83,21 @@ describe('exact-match cache', () => {
     expect(e2.response.headers.get('x-breakwater-cache')).toBe('hit');
     expect(e2.data.data[0]?.embedding).toEqual(e1.data.data[0]?.embedding);
     expect(rig.fakes[0]!.stats().byPath).toEqual({ '/v1/chat/completions': 1, '/v1/embeddings': 1 });
+  });
+
+  it('serves the official Anthropic SDK from the cache for messages at temperature 0; another anthropic-version is another request', async () => {
+    rig = await startRig({ fakes: 1, upstreams: ([a]): Def[] => [{ name: 'anthropic', api: 'anthropic', endpoints: [{ name: 'primary', url: a!.url }], cache: CACHE }] });
+    const claude = new Anthropic({ baseURL: `${rig.base}/anthropic`, apiKey: 'sk-ant-app', maxRetries: 0 });
+    // this SDK's types do not list temperature; the API and Breakwater read it from the body
+    const params = { model: 'claude-sonnet-4-5', max_tokens: 64, temperature: 0, messages: [{ role: 'user' as const, content: 'hi' }] };
+    const ask = (headers?: Record<string, string>) => claude.messages.create(params, { headers }).withResponse();
+    const a = await ask();
+    const b = await ask();
+    expect(a.response.headers.get('x-breakwater-cache')).toBe('miss');
+    expect(b.response.headers.get('x-breakwater-cache')).toBe('hit');
+    expect(b.data).toEqual(a.data);
+    expect((await ask({ 'anthropic-version': '2024-01-01' })).response.headers.get('x-breakwater-cache')).toBe('miss');
+    expect(requests(rig)).toBe(2);
   });
 
   it('never serves one credential scope from another: app keys on a keyless endpoint, and a rotated endpoint key', async () => {

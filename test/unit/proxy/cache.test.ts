@@ -199,14 +199,14 @@ describe('UpstreamCache', () => {
   it('answers a repeated request from the store and counts hits, misses and bypasses', async () => {
     const { cache, metrics } = upstreamCache();
     const first = cache.consult(request(chat()), {});
-    expect(first).toMatchObject({ kind: 'plan', plan: { result: 'miss', store: true } });
+    expect(first).toMatchObject({ kind: 'plan', result: 'miss', store: true });
     if (first?.kind !== 'plan') throw new Error('expected a plan');
-    cache.storeAnswer(first.plan.key, answer());
+    cache.storeAnswer(first.key, answer());
     const second = cache.consult(request(chat()), {});
     expect(second?.kind).toBe('hit');
-    if (second?.kind === 'hit') expect(second.answer.body.toString()).toBe('{"choices":[{"message":{"content":"x"}}]}');
-    expect(cache.consult(request(chat()), { 'cache-control': 'no-cache' })).toMatchObject({ kind: 'plan', plan: { result: 'bypass', store: true } });
-    expect(cache.consult(request(chat()), { 'cache-control': 'max-age=0, no-store' })).toMatchObject({ kind: 'plan', plan: { result: 'bypass', store: false } });
+    if (second?.kind === 'hit') expect(second.body.toString()).toBe('{"choices":[{"message":{"content":"x"}}]}');
+    expect(cache.consult(request(chat()), { 'cache-control': 'no-cache' })).toMatchObject({ kind: 'plan', result: 'bypass', store: true });
+    expect(cache.consult(request(chat()), { 'cache-control': 'max-age=0, no-store' })).toMatchObject({ kind: 'plan', result: 'bypass', store: false });
     expect(cache.describe()).toMatchObject({ entries: 1, hits: 1, misses: 1, bypasses: 2 });
     const lookups = (await metrics.cacheLookups.get()).values.map((v) => [v.labels.result, v.value]);
     expect(Object.fromEntries(lookups)).toEqual({ hit: 1, miss: 1, bypass: 2 });
