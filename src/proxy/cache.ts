@@ -36,8 +36,12 @@ export type CacheConfig = NonNullable<UpstreamConfig['cache']>;
 /** fingerprints mean nothing outside this process (and cannot be checked against a guessed key) */
 const SALT = randomBytes(32);
 
-/** bookkeeping per entry besides key and body (Map slot, entry object, Buffer header): an upper estimate */
-export const ENTRY_OVERHEAD_BYTES = 192;
+/**
+ * Bookkeeping per entry besides key, body and content type: the Map slot, the entry object, the
+ * Buffer's view and ArrayBuffer objects and its backing store's header. Measured on Node 24
+ * (heap + external after a forced GC, 100,000 entries): about 470 bytes; rounded up.
+ */
+export const ENTRY_OVERHEAD_BYTES = 512;
 /** an answer larger than this share of maxBytes is not stored (it would evict a crowd for one) */
 export const MAX_ENTRY_SHARE = 4;
 
