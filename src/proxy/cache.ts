@@ -208,6 +208,8 @@ export interface CachePlan {
   readonly kind: 'plan';
   readonly cache: UpstreamCache;
   readonly key: string;
+  /** the store's epoch at the lookup: an answer is not stored into a store dropped since */
+  readonly epoch: number;
   /** reported to the app in x-breakwater-cache */
   readonly result: 'miss' | 'bypass';
   readonly store: boolean;
@@ -234,6 +236,9 @@ export class UpstreamCache {
   #scope: string;
   /** some endpoint sends no key of its own: the app's credential is the identity */
   #appScoped: boolean;
+  /** grows whenever the entries are dropped (new scope, disabled, upstream removed) */
+  #epoch = 0;
+  #disposed = false;
   hits = 0;
   misses = 0;
   bypasses = 0;
@@ -259,7 +264,10 @@ export class UpstreamCache {
   /** A snapshot swap: a new scope (key, url, model map…) drops every entry; new limits resize. */
   reconfigure(config: UpstreamConfig, cache: CacheConfig): void {
     const scope = upstreamScope(config);
-    if (scope !== this.#scope) this.store.clear();
+    if (scope !== this.#scope) {
+      this.store.clear();
+      this.#epoch++;
+    }
     this.#scope = scope;
     this.#appScoped = config.endpoints.some((e) => e.auth === undefined);
     this.store.resize(cache);
@@ -268,6 +276,8 @@ export class UpstreamCache {
 
   /** the cache is off or the upstream gone: memory is released now */
   dispose(): void {
+    this.#disposed = true;
+    this.#epoch++;
     this.store.clear();
     this.#counters.bytes.set(0);
   }
@@ -284,7 +294,7 @@ export class UpstreamCache {
     if (!read) {
       this.bypasses++;
       this.#counters.bypass.inc();
-      return { kind: 'plan', cache: this, key, result: 'bypass', store: write };
+      return { kind: 'plan', cache: this, key, epoch: this.#epoch, result: 'bypass', store: write };
     }
     const answer = this.store.get(key);
     if (answer) {
@@ -296,7 +306,7 @@ export class UpstreamCache {
     this.misses++;
     this.#counters.miss.inc();
     this.#counters.bytes.set(this.store.bytes); // an expired entry may just have gone
-    return { kind: 'plan', cache: this, key, result: 'miss', store: true };
+    return { kind: 'plan', cache: this, key, epoch: this.#epoch, result: 'miss', store: true };
   }
 
   /** the request's key, or undefined when its body cannot be put in canonical form */
@@ -317,11 +327,15 @@ export class UpstreamCache {
     return h.update(body).digest('base64url');
   }
 
-  /** At the commit: keeps a whole valid answer of the requested model (see shouldStore). */
-  storeAnswer(key: string, answer: Pick<Answer, 'result' | 'fallbackModel'>): void {
+  /**
+   * At the commit: keeps a whole valid answer of the requested model (see shouldStore), unless
+   * the store was dropped since the lookup (a request still running on an older snapshot).
+   */
+  storeAnswer(plan: Pick<CachePlan, 'key' | 'epoch'>, answer: Pick<Answer, 'result' | 'fallbackModel'>): void {
+    if (this.#disposed || plan.epoch !== this.#epoch) return;
     const { result } = answer;
     if (result.body.kind !== 'buffered' || !shouldStore(result.status, result.outcome.kind, result.headers, answer.fallbackModel)) return;
-    this.store.set(key, result.body.bytes, String(result.headers['content-type']));
+    this.store.set(plan.key, result.body.bytes, String(result.headers['content-type']));
     this.#counters.bytes.set(this.store.bytes);
   }
 

@@ -37,7 +37,7 @@ export async function commit(req: ProxyRequest, res: ServerResponse, answer: Ans
         headers['content-length'] = result.body.bytes.length;
         res.writeHead(result.status, headers);
         res.end(result.body.bytes);
-        if (req.cache?.store) req.cache.cache.storeAnswer(req.cache.key, answer);
+        if (req.cache?.store) req.cache.cache.storeAnswer(req.cache, answer);
         overhead();
         if (result.body.usage) endpoint.recordTokens(result.body.usage.input, result.body.usage.output);
         break;

@@ -201,7 +201,7 @@ describe('UpstreamCache', () => {
     const first = cache.consult(request(chat()), {});
     expect(first).toMatchObject({ kind: 'plan', result: 'miss', store: true });
     if (first?.kind !== 'plan') throw new Error('expected a plan');
-    cache.storeAnswer(first.key, answer());
+    cache.storeAnswer(first, answer());
     const second = cache.consult(request(chat()), {});
     expect(second?.kind).toBe('hit');
     if (second?.kind === 'hit') expect(second.body.toString()).toBe('{"choices":[{"message":{"content":"x"}}]}');
@@ -223,8 +223,25 @@ describe('UpstreamCache', () => {
     expect(shouldStore(200, 'ok', { 'content-type': 'application/json' }, 'gpt-4.1-mini')).toBe(false);
     expect(shouldStore(200, 'ok', { 'content-type': 'application/json', 'cache-control': 'private, no-store' }, undefined)).toBe(false);
     const { cache } = upstreamCache();
-    cache.storeAnswer('x', { ...answer(), fallbackModel: 'small' });
-    cache.storeAnswer('y', answer('{}', 201));
+    cache.storeAnswer({ key: 'x', epoch: 0 }, { ...answer(), fallbackModel: 'small' });
+    cache.storeAnswer({ key: 'y', epoch: 0 }, answer('{}', 201));
+    expect(cache.store.size).toBe(0);
+    cache.storeAnswer({ key: 'z', epoch: 0 }, answer());
+    expect(cache.store.size).toBe(1);
+  });
+
+  it('does not store an answer into a store dropped after its lookup (a request on an older snapshot)', () => {
+    const deps = { clock: manualClock(), metrics: createMetrics(new Registry()) };
+    const cache = cacheFor(undefined, compiled(), deps)!;
+    const plan = cache.consult(request(chat()), {});
+    if (plan?.kind !== 'plan') throw new Error('expected a plan');
+    cacheFor(cache, compiled({}, { K: 'sk-rotated' }), deps);
+    cache.storeAnswer(plan, answer());
+    expect(cache.store.size).toBe(0);
+    const late = cache.consult(request(chat()), {});
+    if (late?.kind !== 'plan') throw new Error('expected a plan');
+    cacheFor(cache, compiled({ cache: { enabled: false } }), deps);
+    cache.storeAnswer(late, answer());
     expect(cache.store.size).toBe(0);
   });
 
