@@ -32,6 +32,7 @@ export function debugState(runtime: ProxyRuntime, now: number, readiness: Verdic
           retry: { maxAttempts: u.config.retry.maxAttempts },
           fallbacks: Object.fromEntries([...u.config.fallbacks].map(([model, chain]) => [model, chain.map((s) => ({ model: s.model, maxTokens: s.maxTokens ?? null }))])),
           recent: r,
+          cache: u.cache?.describe() ?? null,
           endpoints: u.endpoints.map((e) => {
             const d = e.describe(now);
             return { ...d, url: redactUrl(d.url), retired: e.retired, recent: recent.endpoint(u.config.name, e.name) };

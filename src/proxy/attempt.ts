@@ -11,6 +11,7 @@
 // retry.backoff.max: a longer wait goes back to the app at once with its Retry-After.
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../telemetry/log.ts';
+import type { CachePlan } from './cache.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { OwnErrorKind } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
@@ -35,6 +36,8 @@ export interface ProxyRequest extends AttemptRequest {
   /** buffered and replayable: retries and failover allowed */
   retryable: boolean;
   startedAt: number;
+  /** a cacheable request that missed (or bypassed) the cache: commit.ts stores its answer */
+  cache?: CachePlan | undefined;
 }
 
 export interface LoopDeps {

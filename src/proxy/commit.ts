@@ -20,6 +20,7 @@ function headersFor(req: ProxyRequest, a: Answer): OutgoingHttpHeaders {
   headers['x-breakwater-attempts'] = String(a.attempts);
   if (a.fallbackModel !== undefined) headers['x-breakwater-fallback-model'] = a.fallbackModel;
   if (a.result.status >= 400) headers['x-should-retry'] = 'false';
+  if (req.cache) headers['x-breakwater-cache'] = req.cache.result;
   return headers;
 }
 
@@ -36,6 +37,7 @@ export async function commit(req: ProxyRequest, res: ServerResponse, answer: Ans
         headers['content-length'] = result.body.bytes.length;
         res.writeHead(result.status, headers);
         res.end(result.body.bytes);
+        if (req.cache?.store) req.cache.cache.storeAnswer(req.cache, answer);
         overhead();
         if (result.body.usage) endpoint.recordTokens(result.body.usage.input, result.body.usage.output);
         break;

@@ -7,6 +7,7 @@ import type { UpstreamConfig } from '../config/runtime.ts';
 import type { ConfigSink } from '../config/sink.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { cacheFor, type UpstreamCache } from './cache.ts';
 import { defaultDispatcher, egressRoute, EndpointRuntime } from './endpoint.ts';
 import { PoolStore, type DispatcherFactory } from './pools.ts';
 import { RetryBudget } from './retry.ts';
@@ -33,6 +34,7 @@ export class ProxyRuntime implements ConfigSink {
   #snapshot: Snapshot | undefined;
   #endpoints = new Map<string, EndpointRuntime>();
   #budgets = new Map<string, RetryBudget>();
+  #caches = new Map<string, UpstreamCache>();
   #deps: RuntimeDeps & { pools: PoolStore };
   #listeners: ((s: Snapshot) => void)[] = [];
   lastRejection: { at: number; source: string; message: string } | undefined;
@@ -75,8 +77,11 @@ export class ProxyRuntime implements ConfigSink {
       let budget = this.#budgets.get(config.name);
       if (budget) budget.reconfigure(config.retry.budget);
       else budget = new RetryBudget(config.retry.budget, clock);
-      upstreams.set(config.name, new UpstreamRuntime(config, eps, budget, metrics));
+      const cache = cacheFor(this.#caches.get(config.name), config, this.#deps);
+      upstreams.set(config.name, new UpstreamRuntime(config, eps, budget, metrics, cache));
     }
+    for (const [name, cache] of this.#caches) if (!upstreams.get(name)?.cache) cache.dispose();
+    this.#caches = new Map([...upstreams].flatMap(([name, u]) => (u.cache ? [[name, u.cache] as const] : [])));
     const removed = [...this.#endpoints].filter(([key]) => !endpoints.has(key)).map(([, e]) => e);
     this.#endpoints = endpoints;
     this.#budgets = new Map([...upstreams].map(([name, u]) => [name, u.budget]));

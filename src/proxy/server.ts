@@ -8,6 +8,7 @@ import type { Clock } from '../clock.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { runAttempts, type ProxyRequest } from './attempt.ts';
+import { sendHit } from './cache.ts';
 import { commit, type RequestOutcome } from './commit.ts';
 import { openai } from './dialects/openai.ts';
 import { deadlineFor } from './retry.ts';
@@ -277,6 +278,15 @@ export class ProxyServer {
       streaming: json?.stream === true,
       startedAt: started,
     };
+    if (upstream.cache) {
+      const consulted = upstream.cache.consult(proxyReq, req.headers);
+      if (consulted?.kind === 'hit') {
+        sendHit(res, upstream.cache, consulted, requestId);
+        upstream.counters.overhead.observe((performance.now() - started) / 1000);
+        return done('ok');
+      }
+      proxyReq.cache = consulted;
+    }
     const result = await runAttempts(proxyReq, this.#options);
     if (result.kind === 'answer') return done(await commit(proxyReq, res, result, this.#options));
     if (result.kind !== 'cancelled') upstream.counters.overhead.observe(Math.max(0, performance.now() - started - result.providerMs) / 1000);

@@ -48,6 +48,9 @@ export function createMetrics(registry = new Registry()) {
     tokens: new BoundCounter({ name: 'breakwater_tokens_total', help: 'Tokens reported by providers', labelNames: ['upstream', 'endpoint', 'kind'] as const, registers: [registry] }),
     // not per request: a probe every interval per open endpoint, so prom-client's own Counter
     healthChecks: new Counter({ name: 'breakwater_health_checks_total', help: 'Active health checks of open endpoints, by result', labelNames: ['upstream', 'endpoint', 'result'] as const, registers: [registry] }),
+    cacheHits: new BoundCounter({ name: 'breakwater_cache_hits_total', help: 'Requests answered from the exact-match cache', labelNames: ['upstream'] as const, registers: [registry] }),
+    cacheLookups: new BoundCounter({ name: 'breakwater_cache_lookups_total', help: 'Cacheable requests by lookup result (hit, miss, bypass: the app\'s Cache-Control forbade reading)', labelNames: ['upstream', 'result'] as const, registers: [registry] }),
+    cacheBytes: new BoundGauge({ name: 'breakwater_cache_bytes', help: 'Bytes held by the exact-match cache (keys, bodies and per-entry overhead), at most spec.cache.maxBytes', labelNames: ['upstream'] as const, registers: [registry] }),
     configReloads: new Counter({ name: 'breakwater_config_reloads_total', help: 'Config loads by source and result', labelNames: ['source', 'result'] as const, registers: [registry] }),
     configLastApplied: new Gauge({ name: 'breakwater_config_last_applied_timestamp_seconds', help: 'When a config was last applied', registers: [registry] }),
     configWatchHealthy: new Gauge({ name: 'breakwater_config_watch_healthy', help: '1 while the config watch is connected and fresh', labelNames: ['source'] as const, registers: [registry] }),
