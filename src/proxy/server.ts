@@ -1,7 +1,7 @@
 // The proxy listener on loopback: route by the first path segment, read (and bound) the
 // body of retryable calls so they can be replayed, then hand over to the attempt loop.
 // Shutdown stops accepting and lets in-flight requests and streams finish within the drain.
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '../clock.ts';
@@ -20,6 +20,16 @@ import { refuse } from './guard.ts';
 import { requestHeaders } from './headers.ts';
 import { edgeLimits, proxyServerOptions, type EdgeLimits } from './limits.ts';
 import type { ProxyRuntime } from './runtime.ts';
+
+/**
+ * Request ids: a random prefix per process (so ids from replicas do not collide in a log store)
+ * and a counter, instead of a random UUID per request.
+ */
+const ID_PREFIX = randomBytes(6).toString('hex');
+let idCounter = 0;
+function nextRequestId(): string {
+  return `${ID_PREFIX}-${(++idCounter).toString(36)}`;
+}
 
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 /** paths where another model's answer is acceptable (never embeddings: vectors do not mix) */
@@ -152,7 +162,7 @@ export class ProxyServer {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
-    const requestId = randomUUID();
+    const requestId = nextRequestId();
     this.inflight++;
     res.on('close', () => {
       this.inflight--;

@@ -23,7 +23,7 @@ describe('bad input', () => {
     const r = await post(`${rig.base}/openai/chat/completions`, '{"model": "gpt-4.1", "messages": [');
     expect(r.status).toBe(400);
     expect(r.headers.get('x-should-retry')).toBe('false');
-    expect(r.headers.get('x-breakwater-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(r.headers.get('x-breakwater-request-id')).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
     expect(errorOf(r.text).message).toContain('not valid JSON');
     expect(rig.fakes[0]!.stats().requests).toBe(0);
   });
