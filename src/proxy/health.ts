@@ -12,7 +12,6 @@
 // - a 2xx moves the open breaker to half-open at once (the ramp still decides when it closes);
 //   anything else changes nothing but the metric and a debug log line (no charge, no extension).
 // Every timer is the injected Clock's, so the schedule is tested on virtual time.
-import type { Readable } from 'node:stream';
 import type { Clock } from '../clock.ts';
 import type { EndpointConfig, UpstreamConfig } from '../config/runtime.ts';
 import type { Dialect } from '../config/schema.ts';
@@ -21,6 +20,7 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import type { BreakerStateName } from './breaker.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import { requestPath } from './forward.ts';
+import { Exchange } from './wire.ts';
 
 export type HealthCheckConfig = NonNullable<UpstreamConfig['healthCheck']>;
 
@@ -52,12 +52,20 @@ export interface HealthView {
 }
 
 /** Reads and drops a probe's answer, at most `limit` bytes (then the stream is destroyed). */
-async function discard(body: Readable, limit: number): Promise<void> {
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > limit) break; // leaving the loop destroys the stream
-  }
+function discard(exchange: Exchange, limit: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    exchange.attach({
+      data(chunk) {
+        size += chunk.length;
+        if (size <= limit) return;
+        exchange.abort(new Error('probe answer over the limit')); // enough read: close it
+        resolve();
+      },
+      end: resolve,
+      error: (error) => (size > limit ? resolve() : reject(error)),
+    });
+  });
 }
 
 export class HealthProbe {
@@ -180,18 +188,20 @@ export class HealthProbe {
     let status: number | null = null;
     let code: string | undefined;
     try {
-      const response = await endpoint.dispatcher.request({
+      const exchange = new Exchange();
+      controller.signal.addEventListener('abort', () => exchange.abort(controller.signal.reason as Error), { once: true });
+      await exchange.start(endpoint.dispatcher, {
         origin: ec.origin,
         path: requestPath(ec, `/${config.path}`, ''),
         method: 'GET',
         headers: this.#headers(ec),
-        signal: controller.signal,
         headersTimeout: 0,
         bodyTimeout: 0,
       });
-      status = response.statusCode;
-      await discard(response.body, MAX_PROBE_BODY_BYTES);
-      result = status >= 200 && status < 300 ? 'ok' : 'failed';
+      const answered = exchange.status;
+      status = answered;
+      await discard(exchange, MAX_PROBE_BODY_BYTES);
+      result = answered >= 200 && answered < 300 ? 'ok' : 'failed';
     } catch (error) {
       result = timedOut ? 'timeout' : 'error';
       const c = (error as { code?: unknown }).code;

@@ -3,7 +3,6 @@
 // 2xx moves it to half-open at once; failures, timeouts and held endpoints change nothing; probes
 // stop when the breaker leaves open, when a reload turns them off or removes the endpoint, and on
 // shutdown.
-import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../../src/clock.ts';
@@ -38,19 +37,46 @@ interface Seen {
 /** a pool that records every request and answers with `answer` (per endpoint, from the path's first segment) */
 function recordingPool(seen: Seen[], answer: (endpoint: string) => Answer) {
   return {
-    request(options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
-      const signal = options.signal as AbortSignal;
+    /** undici's handler protocol; an abort from the handler's side aborts `signal` (what the tests read) */
+    dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+      const wire = new AbortController();
+      const signal = wire.signal;
+      let done = false;
+      const controller = {
+        aborted: false,
+        paused: false,
+        reason: null as Error | null,
+        abort(reason: Error) {
+          if (done || controller.aborted) return;
+          controller.aborted = true;
+          controller.reason = reason;
+          wire.abort(reason);
+          handler.onResponseError?.(controller, Object.assign(reason, { code: 'UND_ERR_ABORTED' }));
+        },
+        pause() {
+          controller.paused = true;
+        },
+        resume() {
+          controller.paused = false;
+        },
+      };
       seen.push({ at: Date.now(), method: options.method, origin: String(options.origin), path: options.path, headers: options.headers as Record<string, string>, body: options.body, signal });
+      handler.onRequestStart?.(controller, {});
       const a = answer(options.path.split('/')[1] ?? '');
-      if (a === 'hang') {
-        return new Promise((_, reject) => {
-          const abort = () => reject(Object.assign(new Error('aborted'), { code: 'UND_ERR_ABORTED' }));
-          if (signal.aborted) abort();
-          signal.addEventListener('abort', abort, { once: true });
-        });
-      }
-      if (typeof a === 'object') return Promise.reject(Object.assign(new Error(a.error), { code: a.error }));
-      return Promise.resolve({ statusCode: a, headers: { 'content-type': 'application/json' }, body: Readable.from([Buffer.from('{"object":"list","data":[]}')]) } as unknown as Dispatcher.ResponseData);
+      if (a === 'hang') return true;
+      queueMicrotask(() => {
+        if (controller.aborted) return;
+        if (typeof a === 'object') {
+          done = true;
+          handler.onResponseError?.(controller, Object.assign(new Error(a.error), { code: a.error }));
+          return;
+        }
+        handler.onResponseStart?.(controller, a, { 'content-type': 'application/json' });
+        handler.onResponseData?.(controller, Buffer.from('{"object":"list","data":[]}'));
+        done = true;
+        handler.onResponseEnd?.(controller, {});
+      });
+      return true;
     },
     close: () => Promise.resolve(),
   };
