@@ -8,10 +8,13 @@
 // draws from the upstream's retry budget (the budget bounds amplification on a failing provider;
 // the breaker and maxAttempts bound failovers). Between passes Breakwater sleeps (backoff with
 // jitter, or until a provider's short wait ends), never past the deadline and never longer than
-// retry.backoff.max: a longer wait goes back to the app at once with its Retry-After.
+// retry.backoff.max: a longer wait goes back to the app at once with its Retry-After. When every
+// endpoint that could serve is busy (Breakwater's own bulkhead or rate limit), the request waits
+// in the upstream's priority queue (admission.ts) and tries again when it gets a turn.
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import type { Priority, Waiter } from './admission.ts';
 import type { OwnErrorKind } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import { bodyFor, targetsFor, type Target } from './fallback.ts';
@@ -35,6 +38,8 @@ export interface ProxyRequest extends AttemptRequest {
   /** buffered and replayable: retries and failover allowed */
   retryable: boolean;
   startedAt: number;
+  /** x-breakwater-priority: the queue serves high first */
+  priority: Priority;
 }
 
 export interface LoopDeps {
@@ -59,7 +64,7 @@ export type GiveUp =
   /** the last provider error response, passed on */
   | { kind: 'provider_error'; response: { status: number; headers: AttemptResultResponse['headers']; bytes: Buffer }; endpoint: string; attempts: number; retryAfterMs: number | undefined; providerMs: number }
   /** Breakwater's own refusal */
-  | { kind: 'refused'; error: OwnErrorKind; message: string; attempts: number; retryAfterMs: number | undefined; providerMs: number; outcome: 'upstream_error' | 'unavailable' | 'deadline' }
+  | { kind: 'refused'; error: OwnErrorKind; message: string; attempts: number; retryAfterMs: number | undefined; providerMs: number; outcome: 'upstream_error' | 'unavailable' | 'deadline' | 'shed' }
   /** the app went away: nothing to write */
   | { kind: 'cancelled' };
 
@@ -87,6 +92,8 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
   let longWait: number | undefined;
   let providerMs = 0;
   const announced = new Set<Target>();
+  /** its place in the upstream's queue, once it has had to wait */
+  let waiter: Waiter | undefined;
 
   passes: for (;;) {
     for (const target of targets) {
@@ -148,9 +155,20 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
     // A whole pass without an answer: wait (only now, when nothing else is left) and go again:
     // after a backoff if some endpoint would take the request now, or until a provider's short
     // wait ends. Endpoints behind an open breaker are not waited for: fail fast.
-    if (attempts === 0 || attempts >= maxAttempts) break;
+    if (attempts >= maxAttempts) break;
     const now = clock.now();
     const next = nextAvailable(upstream, targets, now);
+    if (next.kind === 'busy' && now < req.deadline) {
+      // Breakwater's own capacity is full everywhere this request could go: wait for a turn
+      waiter ??= upstream.queue.waiter(req.priority, req.deadline, (t) => nextAvailable(upstream, targets, t).kind !== 'busy');
+      const queued = performance.now();
+      const exit = await upstream.queue.wait(waiter, next.at, req.appSignal);
+      providerMs += performance.now() - queued;
+      if (exit === 'turn') continue;
+      if (exit === 'cancelled') return { kind: 'cancelled' };
+      return queueRefusal(req, exit, waiter, next.at, { attempts, providerMs }, clock.now());
+    }
+    if (attempts === 0) break;
     if (next.kind === 'open') break;
     const backoff = backoffMs(++waits, retry.backoff, random);
     const wait = next.kind === 'now' ? backoff : Math.max(next.at - now, backoff);
@@ -183,9 +201,9 @@ function otherTargetLeft(upstream: UpstreamRuntime, targets: readonly Target[], 
   return false;
 }
 
-const RANK: Record<Availability['kind'], number> = { now: 0, held: 1, open: 2 };
+const RANK: Record<Availability['kind'], number> = { now: 0, busy: 1, held: 2, open: 3 };
 
-/** The best availability over every (endpoint, target): now beats held beats open; earliest first. */
+/** The best availability over every (endpoint, target): now beats busy beats held beats open; earliest first. */
 export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Target[], now: number): Availability {
   let best: Exclude<Availability, { kind: 'now' }> = { kind: 'open', at: Infinity, reason: 'no endpoint' };
   for (const endpoint of upstream.endpoints) {
@@ -197,6 +215,18 @@ export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Targe
     }
   }
   return best;
+}
+
+/** The queue shed the request or its wait ran out: 429 with a Retry-After (the expected room, else maxWait). */
+function queueRefusal(req: ProxyRequest, exit: 'queue_full' | 'queue_timeout', waiter: Waiter, at: number, state: { attempts: number; providerMs: number }, now: number): GiveUp {
+  const { name } = req.upstream.config;
+  const { maxWaitMs, maxSize } = req.upstream.queue.config;
+  const message =
+    exit === 'queue_full'
+      ? `upstream "${name}": every endpoint is at its limit and the queue is full (${maxSize} waiting); this ${req.priority}-priority request was shed (the lowest priority goes first)`
+      : `upstream "${name}": every endpoint stayed at its limit for ${Math.round(now - waiter.enteredAt)} ms in the queue (maxWait ${maxWaitMs} ms, or the request's deadline)`;
+  const retryAfterMs = Number.isFinite(at) && at > now ? at - now : Math.max(1000, maxWaitMs);
+  return { kind: 'refused', error: exit, message, attempts: state.attempts, retryAfterMs, providerMs: state.providerMs, outcome: 'shed' };
 }
 
 function giveUp(
@@ -213,7 +243,7 @@ function giveUp(
   if (last?.response) {
     return { kind: 'provider_error', response: last.response, endpoint: last.endpoint.name, attempts, retryAfterMs, providerMs };
   }
-  const refused = (error: OwnErrorKind, message: string, outcome: 'upstream_error' | 'unavailable' | 'deadline', after = retryAfterMs): GiveUp => ({
+  const refused = (error: OwnErrorKind, message: string, outcome: 'upstream_error' | 'unavailable' | 'deadline' | 'shed', after = retryAfterMs): GiveUp => ({
     kind: 'refused',
     error,
     message,
@@ -237,5 +267,6 @@ function giveUp(
     const what = next.scope === 'model' ? `model "${req.model ?? ''}" is held on every endpoint` : 'every endpoint is held';
     return refused(next.scope === 'model' ? 'model_held' : 'endpoint_held', `upstream "${name}": ${what} (${next.reason}) until the provider's wait ends`, 'unavailable');
   }
+  if (next.kind === 'busy') return refused('queue_timeout', `upstream "${name}": every endpoint is at its limit`, 'shed', retryAfterMs ?? Math.max(1000, upstream.queue.config.maxWaitMs));
   return refused('breaker_open', `every endpoint of upstream "${name}" is unavailable (breaker open)`, 'unavailable', retryAfterMs ?? 1000);
 }

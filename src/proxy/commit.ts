@@ -11,7 +11,7 @@ import { describeOutcome, type Outcome } from './outcome.ts';
 import { responseHeaders } from './headers.ts';
 import { writeWithBackpressure, type SseOverflow } from './stream.ts';
 
-export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected';
+export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected' | 'shed';
 
 function headersFor(req: ProxyRequest, a: Answer): OutgoingHttpHeaders {
   const headers = responseHeaders(a.result.headers, a.result.body.kind !== 'raw');

@@ -7,6 +7,7 @@ import type { UpstreamConfig } from '../config/runtime.ts';
 import type { ConfigSink } from '../config/sink.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { AdmissionQueue } from './admission.ts';
 import { defaultDispatcher, egressRoute, EndpointRuntime } from './endpoint.ts';
 import { PoolStore, type DispatcherFactory } from './pools.ts';
 import { RetryBudget } from './retry.ts';
@@ -33,6 +34,7 @@ export class ProxyRuntime implements ConfigSink {
   #snapshot: Snapshot | undefined;
   #endpoints = new Map<string, EndpointRuntime>();
   #budgets = new Map<string, RetryBudget>();
+  #queues = new Map<string, AdmissionQueue>();
   #deps: RuntimeDeps & { pools: PoolStore };
   #listeners: ((s: Snapshot) => void)[] = [];
   lastRejection: { at: number; source: string; message: string } | undefined;
@@ -74,11 +76,16 @@ export class ProxyRuntime implements ConfigSink {
       let budget = this.#budgets.get(config.name);
       if (budget) budget.reconfigure(config.retry.budget);
       else budget = new RetryBudget(config.retry.budget, clock);
-      upstreams.set(config.name, new UpstreamRuntime(config, eps, budget, metrics));
+      let queue = this.#queues.get(config.name);
+      if (queue) queue.reconfigure(config.queue);
+      else queue = new AdmissionQueue(config.name, config.queue, clock, metrics);
+      for (const e of eps) e.gate.onRoom = queue.wake;
+      upstreams.set(config.name, new UpstreamRuntime(config, eps, budget, metrics, queue));
     }
     const removed = [...this.#endpoints].filter(([key]) => !endpoints.has(key)).map(([, e]) => e);
     this.#endpoints = endpoints;
     this.#budgets = new Map([...upstreams].map(([name, u]) => [name, u.budget]));
+    this.#queues = new Map([...upstreams].map(([name, u]) => [name, u.queue]));
     const generation = (this.#snapshot?.generation ?? 0) + 1;
     this.#snapshot = { generation, source, appliedAt: clock.wallNow(), upstreams };
     this.lastRejection = undefined;

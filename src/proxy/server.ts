@@ -7,6 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { parsePriority, PRIORITY_HEADER } from './admission.ts';
 import { runAttempts, type ProxyRequest } from './attempt.ts';
 import { commit, type RequestOutcome } from './commit.ts';
 import { openai } from './dialects/openai.ts';
@@ -208,6 +209,13 @@ export class ProxyServer {
       return done('rejected');
     }
 
+    const priority = parsePriority(req.headers[PRIORITY_HEADER]);
+    if (priority === undefined) {
+      req.resume();
+      sendOwnError(res, dialect, 'invalid_request', `header ${PRIORITY_HEADER} must be high, normal or low`, requestId);
+      return done('rejected');
+    }
+
     const method = req.method ?? 'GET';
     const normalized = normalizePath(path);
     const replayable =
@@ -276,6 +284,7 @@ export class ProxyServer {
       validate: config.validate,
       streaming: json?.stream === true,
       startedAt: started,
+      priority,
     };
     const result = await runAttempts(proxyReq, this.#options);
     if (result.kind === 'answer') return done(await commit(proxyReq, res, result, this.#options));

@@ -5,6 +5,7 @@
 import type { EndpointConfig, UpstreamConfig } from '../config/runtime.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { DIALECTS, type DialectRules } from './dialects/index.ts';
+import type { AdmissionQueue } from './admission.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { RetryBudget } from './retry.ts';
 
@@ -13,6 +14,8 @@ export class UpstreamRuntime {
   readonly dialect: DialectRules;
   readonly endpoints: readonly EndpointRuntime[];
   readonly budget: RetryBudget;
+  /** requests waiting for a bulkhead slot or a rate-limit token (admission.ts) */
+  readonly queue: AdmissionQueue;
   /** endpoints grouped by priority; a group of one needs no shuffling */
   readonly #groups: readonly (readonly EndpointRuntime[])[];
   readonly #weighted: boolean;
@@ -29,8 +32,9 @@ export class UpstreamRuntime {
   readonly #configs: ReadonlyMap<EndpointRuntime, EndpointConfig>;
 
   /** `endpoints[i]` is the state of `config.endpoints[i]` */
-  constructor(config: UpstreamConfig, endpoints: readonly EndpointRuntime[], budget: RetryBudget, metrics: Metrics) {
+  constructor(config: UpstreamConfig, endpoints: readonly EndpointRuntime[], budget: RetryBudget, metrics: Metrics, queue: AdmissionQueue) {
     this.config = config;
+    this.queue = queue;
     this.#configs = new Map(endpoints.map((e, i) => [e, config.endpoints[i]!]));
     this.dialect = DIALECTS[config.api];
     this.endpoints = endpoints;
