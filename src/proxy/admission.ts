@@ -83,6 +83,8 @@ export class Waiter {
   readonly ready: (now: number) => boolean;
   /** when room is expected for it (Infinity: when something is released) */
   at = Infinity;
+  /** it was given a turn and has not used it yet: a request that leaves with one passes it on */
+  hasTurn = false;
   readonly #queue: AdmissionQueue;
   readonly #clock: Clock;
   #resolve: ((exit: QueueExit) => void) | undefined;
@@ -198,6 +200,7 @@ export class AdmissionQueue {
       this.leave(victim, 'queue_full');
     }
     w.at = at;
+    w.hasTurn = false;
     const list = this.#lists[w.rank]!;
     let i = list.length;
     while (i > 0 && list[i - 1]!.seq > w.seq) i--; // a returning waiter goes back to its place
@@ -221,6 +224,7 @@ export class AdmissionQueue {
     const now = this.#clock.now();
     this.#waited[w.rank]!.observe((now - w.enteredAt) / 1000);
     if (exit === 'queue_full' || exit === 'queue_timeout') this.#shed[exit].inc();
+    if (exit === 'turn') w.hasTurn = true;
     w.finish(exit);
   }
 

@@ -115,6 +115,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
         }
         const admission = endpoint.gate.take(target.model, now);
         if (!admission.admitted) continue;
+        if (waiter) waiter.hasTurn = false;
         if (attempts > 0) upstream.countRetry(last?.outcome.kind ?? 'unknown');
         else upstream.budget.recordFirstAttempt();
         tried.add(pair);
@@ -187,6 +188,8 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
     }
   }
 
+  // a turn this request got from the queue and did not use (its deadline, its budget) goes to the next waiter
+  if (waiter?.hasTurn) upstream.queue.wake();
   return giveUp(req, { attempts, last, budgetSpent, longWait, providerMs }, clock.now());
 }
 

@@ -92,4 +92,38 @@ describe('bulkhead', () => {
     }
     expect(rig.proxy.runtime.snapshot!.upstreams.get('openai')!.queue.depth).toBe(0);
   });
+
+  it('a stream holds its slot until it ends: meanwhile the next request goes to B, afterwards to A again', async () => {
+    rig = await startRig({
+      fakes: 2,
+      upstreams: ([a, b]) => [
+        {
+          name: 'openai',
+          endpoints: [
+            { name: 'a', url: `${a!.url}/v1`, maxConcurrent: 1 },
+            { name: 'b', url: `${b!.url}/v1`, priority: 1 },
+          ],
+        },
+      ],
+    });
+    const [a] = rig.fakes;
+    a!.setFault({ delayMs: 150, events: 5 });
+    const openai = client(rig);
+    const ask = async () => (await openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }] }).withResponse()).response.headers.get('x-breakwater-endpoint');
+    const { data: stream, response } = await openai.chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'stream' }], stream: true }).withResponse();
+    expect(response.headers.get('x-breakwater-endpoint')).toBe('a');
+    let chunks = 0;
+    let during: string | null = null;
+    for await (const _chunk of stream) {
+      if (chunks++ === 1) {
+        expect(rig.endpoint('openai', 'a').gate.slots.describe()).toEqual({ inUse: 1, limit: 1 });
+        during = await ask();
+      }
+    }
+    expect(chunks).toBeGreaterThan(2);
+    expect(during).toBe('b');
+    expect(rig.endpoint('openai', 'a').gate.slots.describe().inUse).toBe(0);
+    a!.setFault(null);
+    expect(await ask()).toBe('a');
+  });
 });

@@ -307,4 +307,22 @@ describe('bulkheads and the queue in the attempt loop', () => {
     expect((await Promise.all(runs)).every((r) => r.kind === 'answer')).toBe(true);
     expect(rig.dispatchers.get('e0')!.peak).toBe(3);
   });
+
+  it('a turn the woken request cannot use (its retry budget is spent) passes to the next waiter at once', async () => {
+    const doc = upstream({ endpoints: 1, each: { maxConcurrent: 1 }, retry: { budget: { ratio: 0, minPerSecond: 0 } }, queue: { maxSize: 20, maxWait: '10s' } });
+    const rig = loopRig(doc, (_e, call) => (call === 0 ? { after: 100, then: fail(500) } : { after: 1_000, then: ok }));
+    const finished: string[] = [];
+    const go = (name: string) => rig.run().then((r) => (finished.push(`${name}:${r.kind}@${Date.now() - T0}`), settle(r)));
+    const retrier = go('retrier'); // fails on e0 at 100, then waits to retry the same endpoint
+    await vi.advanceTimersByTimeAsync(10);
+    const holder = go('holder'); // waits, then holds e0 from 100 to 1100
+    await vi.advanceTimersByTimeAsync(190);
+    const third = go('third'); // waits behind the retrier
+    await vi.advanceTimersByTimeAsync(10);
+    expect(rig.upstream.queue.depth).toBe(2);
+    await vi.advanceTimersByTimeAsync(12_000); // past maxWait: a lost turn shows as the third's queue_timeout
+    await Promise.all([retrier, holder, third]);
+    // at 1100 the retrier's turn finds its budget spent: it gives up and the third goes at once
+    expect(finished).toEqual(['holder:answer@1100', 'retrier:provider_error@1100', 'third:answer@2100']);
+  });
 });
