@@ -162,12 +162,14 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
     if (next.kind === 'busy' && now < req.deadline) {
       // Breakwater's own capacity is full everywhere this request could go: wait for a turn
       waiter ??= upstream.queue.waiter(req.priority, req.deadline, (t) => nextAvailable(upstream, targets, t).kind !== 'busy');
+      // woken when a slot frees, or when any endpoint's wait ends (a rate limit's room, a hold, a half-open)
+      const wakeAt = soonestChange(upstream, targets, now);
       const queued = performance.now();
-      const exit = await upstream.queue.wait(waiter, next.at, req.appSignal);
+      const exit = await upstream.queue.wait(waiter, wakeAt, req.appSignal);
       providerMs += performance.now() - queued;
       if (exit === 'turn') continue;
       if (exit === 'cancelled') return { kind: 'cancelled' };
-      return queueRefusal(req, exit, waiter, next.at, { attempts, providerMs }, clock.now());
+      return queueRefusal(req, exit, waiter, wakeAt, { attempts, providerMs }, clock.now());
     }
     if (attempts === 0) break;
     if (next.kind === 'open') break;
@@ -218,6 +220,19 @@ export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Targe
     }
   }
   return best;
+}
+
+/** The soonest time an (endpoint, target) that cannot serve now may change its mind (Infinity: only a release will tell). */
+function soonestChange(upstream: UpstreamRuntime, targets: readonly Target[], now: number): number {
+  let soonest = Infinity;
+  for (const endpoint of upstream.endpoints) {
+    if (endpoint.retired) continue;
+    for (const target of targets) {
+      const a = endpoint.gate.peek(target.model, now);
+      if (a.kind !== 'now' && a.at < soonest) soonest = a.at;
+    }
+  }
+  return soonest;
 }
 
 /** The queue shed the request or its wait ran out: 429 with a Retry-After (the expected room, else maxWait). */

@@ -325,4 +325,25 @@ describe('bulkheads and the queue in the attempt loop', () => {
     // at 1100 the retrier's turn finds its budget spent: it gives up and the third goes at once
     expect(finished).toEqual(['holder:answer@1100', 'retrier:provider_error@1100', 'third:answer@2100']);
   });
+
+  it('a waiter is also woken when another endpoint\'s wait ends (a provider\'s Retry-After), not only by a release', async () => {
+    const rig = loopRig(upstream({ endpoints: 2, each: { maxConcurrent: 1 }, queue: { maxSize: 20, maxWait: '10s' } }), (e, call) => {
+      if (e === 'e0') return { after: 5_000, then: ok };
+      return call === 0 ? fail(429, { 'retry-after': '1' }, '{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}') : ok;
+    });
+    const holder = rig.run().then(settle);
+    await vi.advanceTimersByTimeAsync(10);
+    let done: string | undefined;
+    const waiter = rig.run().then((r) => {
+      done = `${r.kind}@${Date.now() - T0}`;
+      return settle(r);
+    });
+    await vi.advanceTimersByTimeAsync(10);
+    expect(rig.upstream.queue.depth).toBe(1); // e0 full, e1 held for the provider's second
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(done).toBe('answer@1010');
+    expect(((await waiter) as Answer).attempt.endpoint.name).toBe('e1');
+    await vi.advanceTimersByTimeAsync(5_000);
+    await holder;
+  });
 });
