@@ -97,6 +97,8 @@ export class ProxyRuntime implements ConfigSink {
     metrics.configReloads.labels(source.split(':')[0]!, 'applied').inc();
     metrics.configLastApplied.set(clock.wallNow() / 1000);
     log.info({ source, generation, upstreams: [...upstreams.keys()] }, 'config applied');
+    // waiters whose endpoints just changed (a raised limit, a removed endpoint) look again
+    for (const u of upstreams.values()) u.queue.wake(Infinity);
     for (const listener of this.#listeners) listener(this.#snapshot);
   }
 

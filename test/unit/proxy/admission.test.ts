@@ -346,4 +346,22 @@ describe('bulkheads and the queue in the attempt loop', () => {
     await vi.advanceTimersByTimeAsync(5_000);
     await holder;
   });
+
+  it('a reload that removes the endpoint a request waits for answers it at once instead of at maxWait', async () => {
+    const rig = loopRig(upstream({ endpoints: 1, each: { maxConcurrent: 1 }, queue: { maxSize: 20, maxWait: '10s' } }), () => ({ after: 5_000, then: ok }));
+    const holder = rig.run().then(settle);
+    await vi.advanceTimersByTimeAsync(10);
+    const waiter = rig.run();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(rig.upstream.queue.depth).toBe(1);
+    const { compileUpstream } = await import('../../../src/config/compile.ts');
+    const { Secret } = await import('../../../src/config/runtime.ts');
+    const moved = upstream({ endpoints: 1, each: { url: 'http://127.0.0.1:9/e0-moved', maxConcurrent: 1 }, queue: { maxSize: 20, maxWait: '10s' } });
+    rig.runtime.apply([compileUpstream(moved, () => new Secret('sk-test'))], 'test');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await waiter).toMatchObject({ kind: 'refused', error: 'breaker_open', attempts: 0 });
+    expect(rig.upstream.queue.depth).toBe(0);
+    await vi.advanceTimersByTimeAsync(5_000);
+    await holder;
+  });
 });
