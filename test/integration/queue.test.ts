@@ -3,6 +3,7 @@
 // requests finish first and none is shed while low-priority ones are; every shed answer is a 429
 // with Retry-After and x-should-retry: false that the SDK raises without retrying; no wait passes
 // maxWait; a waiter whose app disconnects leaves the queue at once.
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Priority } from '../../src/proxy/admission.ts';
@@ -178,5 +179,38 @@ describe('priority queue', () => {
     expect(body.error.code).toBe('invalid_request');
     expect(body.error.message).toContain('x-breakwater-priority');
     expect(rig.fakes[0]!.stats().requests).toBe(0);
+  });
+
+  it('on an anthropic upstream the shed answer is Anthropic\'s 429 rate_limit_error, which @anthropic-ai/sdk raises without retrying', async () => {
+    rig = await startRig({
+      fakes: 1,
+      upstreams: ([a]) => [{ name: 'claude', api: 'anthropic', endpoints: [{ name: 'a', url: a!.url, maxConcurrent: 1 }], queue: { maxSize: 0 } }],
+    });
+    const [a] = rig.fakes;
+    a!.setFault({ delayMs: 1_000 });
+    const sent = { count: 0 };
+    const claude = new Anthropic({
+      baseURL: `${rig.base}/claude`,
+      apiKey: 'sk-ant-app',
+      fetch: (input: string | URL | Request, init?: RequestInit) => {
+        sent.count++;
+        return fetch(input, init);
+      },
+    });
+    const ask = () => claude.messages.create({ model: 'claude-haiku-4-5', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    const holder = ask();
+    await waitFor(() => a!.stats().inflight === 1, 'the holder in flight');
+    const error = await ask().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(Anthropic.RateLimitError);
+    const e = error as InstanceType<typeof Anthropic.RateLimitError>;
+    expect((e.error as { error?: { type?: string } }).error?.type).toBe('rate_limit_error');
+    expect(e.headers?.get('x-breakwater-error')).toBe('queue_full');
+    expect(e.headers?.get('retry-after')).not.toBeNull();
+    expect(sent.count).toBe(2);
+    await holder;
+    expect(a!.stats().requests).toBe(1);
   });
 });
