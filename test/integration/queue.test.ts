@@ -55,7 +55,8 @@ describe('priority queue', () => {
       upstreams: ([a]) => [{ name: 'openai', endpoints: [{ name: 'a', url: `${a!.url}/v1`, maxConcurrent: 2 }], queue: { maxSize: 10, maxWait: `${maxWaitMs}ms` } }],
     });
     const [a] = rig.fakes;
-    a!.setFault({ delayMs: 1_000 });
+    // the first two hold the slots while the queue is set up (a hang guard's worth of margin), the rest are quick
+    a!.setFaults([{ delayMs: 3_000, times: 2 }, { delayMs: 300 }]);
     const { openai, sent } = countingClient(rig);
     const queue = upstreamOf(rig).queue;
     const finished: Finished[] = [];
@@ -105,7 +106,7 @@ describe('priority queue', () => {
     expect(a!.stats().peakConcurrency).toBe(2);
     expect(await metricSum(rig, 'shed', { reason: 'queue_full' })).toBe(8);
 
-    // no wait passed maxWait (a generous bound: the longest real wait is about 5 s)
+    // no wait passed maxWait (a generous bound: the longest real wait is about 4.5 s)
     const { values } = await rig.proxy.metrics.queueWait.get();
     const count = values.filter((v) => v.metricName === 'breakwater_queue_wait_seconds_count').reduce((s, v) => s + v.value, 0);
     const withinMaxWait = values.filter((v) => v.metricName === 'breakwater_queue_wait_seconds_bucket' && v.labels.le === maxWaitMs / 1000).reduce((s, v) => s + v.value, 0);
