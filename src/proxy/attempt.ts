@@ -8,11 +8,14 @@
 // draws from the upstream's retry budget (the budget bounds amplification on a failing provider;
 // the breaker and maxAttempts bound failovers). Between passes Breakwater sleeps (backoff with
 // jitter, or until a provider's short wait ends), never past the deadline and never longer than
-// retry.backoff.max: a longer wait goes back to the app at once with its Retry-After.
+// retry.backoff.max: a longer wait goes back to the app at once with its Retry-After. When every
+// endpoint that could serve is busy (Breakwater's own bulkhead or rate limit), the request waits
+// in the upstream's priority queue (admission.ts) and tries again when it gets a turn.
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { CachePlan } from './cache.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import type { Priority, Waiter } from './admission.ts';
 import type { OwnErrorKind } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import { bodyFor, targetsFor, type Target } from './fallback.ts';
@@ -38,6 +41,8 @@ export interface ProxyRequest extends AttemptRequest {
   startedAt: number;
   /** a cacheable request that missed (or bypassed) the cache: commit.ts stores its answer */
   cache?: CachePlan | undefined;
+  /** x-breakwater-priority: the queue serves high first */
+  priority: Priority;
 }
 
 export interface LoopDeps {
@@ -62,7 +67,7 @@ export type GiveUp =
   /** the last provider error response, passed on */
   | { kind: 'provider_error'; response: { status: number; headers: AttemptResultResponse['headers']; bytes: Buffer }; endpoint: string; attempts: number; retryAfterMs: number | undefined; providerMs: number }
   /** Breakwater's own refusal */
-  | { kind: 'refused'; error: OwnErrorKind; message: string; attempts: number; retryAfterMs: number | undefined; providerMs: number; outcome: 'upstream_error' | 'unavailable' | 'deadline' }
+  | { kind: 'refused'; error: OwnErrorKind; message: string; attempts: number; retryAfterMs: number | undefined; providerMs: number; outcome: 'upstream_error' | 'unavailable' | 'deadline' | 'shed' }
   /** the app went away: nothing to write */
   | { kind: 'cancelled' };
 
@@ -90,6 +95,8 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
   let longWait: number | undefined;
   let providerMs = 0;
   const announced = new Set<Target>();
+  /** its place in the upstream's queue, once it has had to wait */
+  let waiter: Waiter | undefined;
 
   passes: for (;;) {
     for (const target of targets) {
@@ -111,6 +118,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
         }
         const admission = endpoint.gate.take(target.model, now);
         if (!admission.admitted) continue;
+        if (waiter) waiter.hasTurn = false;
         if (attempts > 0) upstream.countRetry(last?.outcome.kind ?? 'unknown');
         else upstream.budget.recordFirstAttempt();
         tried.add(pair);
@@ -151,9 +159,22 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
     // A whole pass without an answer: wait (only now, when nothing else is left) and go again:
     // after a backoff if some endpoint would take the request now, or until a provider's short
     // wait ends. Endpoints behind an open breaker are not waited for: fail fast.
-    if (attempts === 0 || attempts >= maxAttempts) break;
+    if (attempts >= maxAttempts) break;
     const now = clock.now();
     const next = nextAvailable(upstream, targets, now);
+    if (next.kind === 'busy' && now < req.deadline) {
+      // Breakwater's own capacity is full everywhere this request could go: wait for a turn
+      waiter ??= upstream.queue.waiter(req.priority, req.deadline, (t) => nextAvailable(upstream, targets, t).kind !== 'busy');
+      // woken when a slot frees, or when any endpoint's wait ends (a rate limit's room, a hold, a half-open)
+      const wakeAt = soonestChange(upstream, targets, now);
+      const queued = performance.now();
+      const exit = await upstream.queue.wait(waiter, wakeAt, req.appSignal);
+      providerMs += performance.now() - queued;
+      if (exit === 'turn') continue;
+      if (exit === 'cancelled') return { kind: 'cancelled' };
+      return queueRefusal(req, exit, waiter, wakeAt, { attempts, providerMs }, clock.now());
+    }
+    if (attempts === 0) break;
     if (next.kind === 'open') break;
     const backoff = backoffMs(++waits, retry.backoff, random);
     const wait = next.kind === 'now' ? backoff : Math.max(next.at - now, backoff);
@@ -172,6 +193,8 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
     }
   }
 
+  // a turn this request got from the queue and did not use (its deadline, its budget) goes to the next waiter
+  if (waiter?.hasTurn) upstream.queue.wake();
   return giveUp(req, { attempts, last, budgetSpent, longWait, providerMs }, clock.now());
 }
 
@@ -186,9 +209,9 @@ function otherTargetLeft(upstream: UpstreamRuntime, targets: readonly Target[], 
   return false;
 }
 
-const RANK: Record<Availability['kind'], number> = { now: 0, held: 1, open: 2 };
+const RANK: Record<Availability['kind'], number> = { now: 0, busy: 1, held: 2, open: 3 };
 
-/** The best availability over every (endpoint, target): now beats held beats open; earliest first. */
+/** The best availability over every (endpoint, target): now beats busy beats held beats open; earliest first. */
 export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Target[], now: number): Availability {
   let best: Exclude<Availability, { kind: 'now' }> = { kind: 'open', at: Infinity, reason: 'no endpoint' };
   for (const endpoint of upstream.endpoints) {
@@ -200,6 +223,31 @@ export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Targe
     }
   }
   return best;
+}
+
+/** The soonest time an (endpoint, target) that cannot serve now may change its mind (Infinity: only a release will tell). */
+function soonestChange(upstream: UpstreamRuntime, targets: readonly Target[], now: number): number {
+  let soonest = Infinity;
+  for (const endpoint of upstream.endpoints) {
+    if (endpoint.retired) continue;
+    for (const target of targets) {
+      const a = endpoint.gate.peek(target.model, now);
+      if (a.kind !== 'now' && a.at < soonest) soonest = a.at;
+    }
+  }
+  return soonest;
+}
+
+/** The queue shed the request or its wait ran out: 429 with a Retry-After (the expected room, else maxWait). */
+function queueRefusal(req: ProxyRequest, exit: 'queue_full' | 'queue_timeout', waiter: Waiter, at: number, state: { attempts: number; providerMs: number }, now: number): GiveUp {
+  const { name } = req.upstream.config;
+  const { maxWaitMs, maxSize } = req.upstream.queue.config;
+  const message =
+    exit === 'queue_full'
+      ? `upstream "${name}": every endpoint is at its limit and the queue is full (${maxSize} waiting); this ${req.priority}-priority request was shed (the lowest priority goes first)`
+      : `upstream "${name}": every endpoint stayed at its limit for ${Math.round(now - waiter.enteredAt)} ms in the queue (maxWait ${maxWaitMs} ms, or the request's deadline)`;
+  const retryAfterMs = Number.isFinite(at) && at > now ? at - now : Math.max(1000, maxWaitMs);
+  return { kind: 'refused', error: exit, message, attempts: state.attempts, retryAfterMs, providerMs: state.providerMs, outcome: 'shed' };
 }
 
 function giveUp(
@@ -216,7 +264,7 @@ function giveUp(
   if (last?.response) {
     return { kind: 'provider_error', response: last.response, endpoint: last.endpoint.name, attempts, retryAfterMs, providerMs };
   }
-  const refused = (error: OwnErrorKind, message: string, outcome: 'upstream_error' | 'unavailable' | 'deadline', after = retryAfterMs): GiveUp => ({
+  const refused = (error: OwnErrorKind, message: string, outcome: 'upstream_error' | 'unavailable' | 'deadline' | 'shed', after = retryAfterMs): GiveUp => ({
     kind: 'refused',
     error,
     message,
@@ -240,5 +288,6 @@ function giveUp(
     const what = next.scope === 'model' ? `model "${req.model ?? ''}" is held on every endpoint` : 'every endpoint is held';
     return refused(next.scope === 'model' ? 'model_held' : 'endpoint_held', `upstream "${name}": ${what} (${next.reason}) until the provider's wait ends`, 'unavailable');
   }
+  if (next.kind === 'busy') return refused('queue_timeout', `upstream "${name}": every endpoint is at its limit`, 'shed', retryAfterMs ?? Math.max(1000, upstream.queue.config.maxWaitMs));
   return refused('breaker_open', `every endpoint of upstream "${name}" is unavailable (breaker open)`, 'unavailable', retryAfterMs ?? 1000);
 }

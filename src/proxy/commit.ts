@@ -12,7 +12,7 @@ import { responseHeaders } from './headers.ts';
 import type { SseOverflow } from './stream.ts';
 import type { Coding, Exchange } from './wire.ts';
 
-export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected';
+export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected' | 'shed';
 
 function headersFor(req: ProxyRequest, a: Answer): OutgoingHttpHeaders {
   const headers = responseHeaders(a.result.headers, a.result.body.kind !== 'raw');

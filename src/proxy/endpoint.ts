@@ -69,6 +69,7 @@ export class EndpointRuntime {
     this.#breakerKey = breaker.key;
     this.gate = new EndpointGate(breaker, deps.clock, (t) => this.#onTransition(t), deps.random);
     this.health = new HealthProbe(this, deps);
+    this.gate.slots.reconfigure(config.maxConcurrent);
     this.inflightGauge = deps.metrics.inflight.labels(upstream, config.name);
     this.ttfb = deps.metrics.ttfb.labels(upstream, config.name);
     this.#tokens = { input: deps.metrics.tokens.labels(upstream, config.name, 'input'), output: deps.metrics.tokens.labels(upstream, config.name, 'output') };
@@ -92,6 +93,7 @@ export class EndpointRuntime {
     const keyChanged = !(config.auth?.value.equals(this.config.auth?.value) ?? this.config.auth === undefined);
     this.config = config;
     if (keyChanged) this.gate.keyRotated();
+    this.gate.slots.reconfigure(config.maxConcurrent); // at once; attempts in flight keep counting
     // the key is computed at compile time from every breaker field: no hand-kept field list
     if (breaker.key !== this.#breakerKey) {
       this.#breakerKey = breaker.key;
@@ -152,6 +154,7 @@ export class EndpointRuntime {
       modelHolds,
       inflight: this.inflight,
       healthCheck: this.health.describe(),
+      slots: this.gate.slots.describe(),
     };
   }
 

@@ -152,14 +152,19 @@ export class Attempt {
     this.#appSignal.removeEventListener('abort', this.#onAppAbort);
   }
 
-  /** records the outcome once and releases the attempt; later calls do nothing */
+  /** records the outcome once and releases the attempt (and its bulkhead slot); later calls do nothing */
   settle(outcome: Outcome): void {
     if (this.#settled) return;
     this.#settled = true;
     this.dispose();
     this.endpoint.inflight--;
     this.endpoint.inflightGauge.dec();
-    this.endpoint.record(this.ticket, outcome, this.model, { requestId: this.#ctx.requestId, ...this.#ctx.retry, authUsed: this.config.auth });
+    try {
+      this.endpoint.record(this.ticket, outcome, this.model, { requestId: this.#ctx.requestId, ...this.#ctx.retry, authUsed: this.config.auth });
+    } finally {
+      // after the record, so a waiter woken by the free slot sees what this outcome did to the breaker
+      this.endpoint.gate.release();
+    }
   }
 
   #set(ms: number): void {

@@ -1,10 +1,12 @@
 // One gate per endpoint: the single answer to "may this endpoint take a request for this model
-// now?". It owns the breaker and the holds (an endpoint held for a provider's Retry-After or an
-// account error; an (endpoint, model) pair held for a model-scoped throttle). peek() is free of
+// now?". It owns the breaker, the holds (an endpoint held for a provider's Retry-After or an
+// account error; an (endpoint, model) pair held for a model-scoped throttle) and the bulkhead's
+// slots (admission.ts; a full endpoint is 'busy', never charged to its breaker). peek() is free of
 // side effects and is what the attempt loop, readiness and /debug/state read; take() admits
 // (and may take a half-open trial slot); record() learns from an attempt's outcome, once.
 import type { Clock } from '../clock.ts';
 import type { BreakerConfig } from '../config/runtime.ts';
+import { Bulkhead } from './admission.ts';
 import { Breaker, type BreakerState, type Ticket, type Transition } from './breaker.ts';
 import { breakerVerdict, describeOutcome, type Outcome } from './outcome.ts';
 
@@ -20,7 +22,11 @@ export type Availability =
   /** a provider's own wait (Retry-After) or an account error: worth telling the app when it ends */
   | { kind: 'held'; at: number; scope: 'endpoint' | 'model'; reason: string }
   /** the breaker: open, or half-open with its trial slots taken */
-  | { kind: 'open'; at: number; reason: string };
+  | { kind: 'open'; at: number; reason: string }
+  /** Breakwater's own capacity is full (never the provider's failure): at is when room is expected (Infinity: when something is released) */
+  | { kind: 'busy'; at: number; reason: 'bulkhead' | 'rate_limit' };
+
+const BULKHEAD_FULL: Availability = Object.freeze({ kind: 'busy', at: Infinity, reason: 'bulkhead' });
 
 export type GateAdmission = { admitted: true; ticket: Ticket } | { admitted: false; availability: Availability };
 
@@ -48,6 +54,10 @@ export class EndpointGate {
   #onTransition: (t: Transition) => void;
   #hold: Hold | undefined;
   #modelHolds = new Map<string, ModelHold>();
+  /** the bulkhead (admission.ts): taken by take(), released by release() when the attempt settles */
+  readonly slots = new Bulkhead((n) => this.onRoom(n));
+  /** room may have appeared for n more requests: the upstream's queue wakes its waiters (set by the runtime) */
+  onRoom: (n: number) => void = () => undefined;
 
   constructor(config: BreakerConfig, clock: Clock, onTransition: (t: Transition) => void, random: () => number = Math.random) {
     this.#clock = clock;
@@ -77,15 +87,24 @@ export class EndpointGate {
       if (m && m.until > now) return { kind: 'held', at: m.until, scope: 'model', reason: m.reason };
     }
     const at = this.breaker.availableAt(now);
-    return at > now ? { kind: 'open', at, reason: 'half-open: every trial slot of this step is taken' } : { kind: 'now' };
+    if (at > now) return { kind: 'open', at, reason: 'half-open: every trial slot of this step is taken' };
+    return this.slots.full ? BULKHEAD_FULL : { kind: 'now' };
   }
 
   take(model: string | undefined, now: number): GateAdmission {
     const seen = this.peek(model, now);
     if (seen.kind !== 'now') return { admitted: false, availability: seen };
     const a = this.breaker.admit();
-    if (a.admitted) return a;
+    if (a.admitted) {
+      this.slots.take();
+      return a;
+    }
     return { admitted: false, availability: { kind: 'open', at: a.retryAt, reason: 'breaker open' } };
+  }
+
+  /** the attempt admitted by take() has ended (Attempt.settle, once): its bulkhead slot frees */
+  release(): void {
+    this.slots.release();
   }
 
   record(ticket: Ticket, outcome: Outcome, model: string | undefined, ctx: RecordContext): void {

@@ -14,6 +14,8 @@ export const OWN_STATUS: Record<OwnErrorKind, number> = {
   endpoint_held: 429,
   overloaded: 503,
   budget_exhausted: 503,
+  queue_full: 429,
+  queue_timeout: 429,
   deadline_exceeded: 504,
   upstream_unavailable: 502,
   upstream_timeout: 504,

@@ -8,6 +8,7 @@ import type { ConfigSink } from '../config/sink.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { cacheFor, type UpstreamCache } from './cache.ts';
+import { AdmissionQueue } from './admission.ts';
 import { defaultDispatcher, egressRoute, EndpointRuntime } from './endpoint.ts';
 import { PoolStore, type DispatcherFactory } from './pools.ts';
 import { RetryBudget } from './retry.ts';
@@ -35,6 +36,7 @@ export class ProxyRuntime implements ConfigSink {
   #endpoints = new Map<string, EndpointRuntime>();
   #budgets = new Map<string, RetryBudget>();
   #caches = new Map<string, UpstreamCache>();
+  #queues = new Map<string, AdmissionQueue>();
   #deps: RuntimeDeps & { pools: PoolStore };
   #listeners: ((s: Snapshot) => void)[] = [];
   lastRejection: { at: number; source: string; message: string } | undefined;
@@ -77,14 +79,19 @@ export class ProxyRuntime implements ConfigSink {
       let budget = this.#budgets.get(config.name);
       if (budget) budget.reconfigure(config.retry.budget);
       else budget = new RetryBudget(config.retry.budget, clock);
+      let queue = this.#queues.get(config.name);
+      if (queue) queue.reconfigure(config.queue);
+      else queue = new AdmissionQueue(config.name, config.queue, clock, metrics);
+      for (const e of eps) e.gate.onRoom = queue.wake;
       const cache = cacheFor(this.#caches.get(config.name), config, this.#deps);
-      upstreams.set(config.name, new UpstreamRuntime(config, eps, budget, metrics, cache));
+      upstreams.set(config.name, new UpstreamRuntime(config, eps, budget, metrics, queue, cache));
     }
     for (const [name, cache] of this.#caches) if (!upstreams.get(name)?.cache) cache.dispose();
     this.#caches = new Map([...upstreams].flatMap(([name, u]) => (u.cache ? [[name, u.cache] as const] : [])));
     const removed = [...this.#endpoints].filter(([key]) => !endpoints.has(key)).map(([, e]) => e);
     this.#endpoints = endpoints;
     this.#budgets = new Map([...upstreams].map(([name, u]) => [name, u.budget]));
+    this.#queues = new Map([...upstreams].map(([name, u]) => [name, u.queue]));
     const generation = (this.#snapshot?.generation ?? 0) + 1;
     this.#snapshot = { generation, source, appliedAt: clock.wallNow(), upstreams };
     this.lastRejection = undefined;
@@ -96,6 +103,8 @@ export class ProxyRuntime implements ConfigSink {
     metrics.configReloads.labels(source.split(':')[0]!, 'applied').inc();
     metrics.configLastApplied.set(clock.wallNow() / 1000);
     log.info({ source, generation, upstreams: [...upstreams.keys()] }, 'config applied');
+    // waiters whose endpoints just changed (a raised limit, a removed endpoint) look again
+    for (const u of upstreams.values()) u.queue.wake(Infinity);
     for (const listener of this.#listeners) listener(this.#snapshot);
   }
 

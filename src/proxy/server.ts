@@ -7,6 +7,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { parsePriority, PRIORITY_HEADER } from './admission.ts';
 import { runAttempts, type ProxyRequest } from './attempt.ts';
 import { sendHit } from './cache.ts';
 import { commit, type RequestOutcome } from './commit.ts';
@@ -219,6 +220,13 @@ export class ProxyServer {
       return done('rejected');
     }
 
+    const priority = parsePriority(req.headers[PRIORITY_HEADER]);
+    if (priority === undefined) {
+      req.resume();
+      sendOwnError(res, dialect, 'invalid_request', `header ${PRIORITY_HEADER} must be high, normal or low`, requestId);
+      return done('rejected');
+    }
+
     const method = req.method ?? 'GET';
     const normalized = normalizePath(path);
     const replayable =
@@ -287,6 +295,7 @@ export class ProxyServer {
       validate: config.validate,
       streaming: json?.stream === true,
       startedAt: started,
+      priority,
     };
     if (upstream.cache) {
       const consulted = upstream.cache.consult(proxyReq, req.headers);

@@ -6,6 +6,7 @@ import type { EndpointConfig, UpstreamConfig } from '../config/runtime.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { DIALECTS, type DialectRules } from './dialects/index.ts';
 import type { UpstreamCache } from './cache.ts';
+import type { AdmissionQueue } from './admission.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { RetryBudget } from './retry.ts';
 
@@ -16,6 +17,8 @@ export class UpstreamRuntime {
   readonly budget: RetryBudget;
   /** the exact-match cache (undefined: off); kept across swaps like the budget */
   readonly cache: UpstreamCache | undefined;
+  /** requests waiting for a bulkhead slot or a rate-limit token (admission.ts) */
+  readonly queue: AdmissionQueue;
   /** endpoints grouped by priority; a group of one needs no shuffling */
   readonly #groups: readonly (readonly EndpointRuntime[])[];
   readonly #weighted: boolean;
@@ -32,8 +35,9 @@ export class UpstreamRuntime {
   readonly #configs: ReadonlyMap<EndpointRuntime, EndpointConfig>;
 
   /** `endpoints[i]` is the state of `config.endpoints[i]` */
-  constructor(config: UpstreamConfig, endpoints: readonly EndpointRuntime[], budget: RetryBudget, metrics: Metrics, cache?: UpstreamCache) {
+  constructor(config: UpstreamConfig, endpoints: readonly EndpointRuntime[], budget: RetryBudget, metrics: Metrics, queue: AdmissionQueue, cache?: UpstreamCache) {
     this.config = config;
+    this.queue = queue;
     this.cache = cache;
     this.#configs = new Map(endpoints.map((e, i) => [e, config.endpoints[i]!]));
     this.dialect = DIALECTS[config.api];

@@ -6,6 +6,7 @@ import { systemClock } from '../../src/clock.ts';
 import { compileUpstream } from '../../src/config/compile.ts';
 import { Secret } from '../../src/config/runtime.ts';
 import type { UpstreamDocument } from '../../src/config/schema.ts';
+import type { Priority } from '../../src/proxy/admission.ts';
 import { runAttempts, type Answer, type GiveUp, type ProxyRequest } from '../../src/proxy/attempt.ts';
 import { deadlineFor } from '../../src/proxy/retry.ts';
 import { ProxyRuntime } from '../../src/proxy/runtime.ts';
@@ -187,7 +188,7 @@ export interface LoopRig {
   pools(): number;
   /** runs one request through the loop; `appSignal` to play the app going away */
   /** `json` replaces the parsed body as it is (its getters run only when the loop reads it) */
-  run(options?: { model?: string; headers?: Record<string, string>; appSignal?: AbortSignal; json?: Record<string, unknown> }): Promise<Answer | GiveUp>;
+  run(options?: { model?: string; headers?: Record<string, string>; appSignal?: AbortSignal; json?: Record<string, unknown>; priority?: Priority }): Promise<Answer | GiveUp>;
   endpoint(name: string): ReturnType<UpstreamRuntime['endpoints']['at']> & object;
   /** breakwater_upstream_attempts_total by result, as scraped */
   attemptCounts(): Promise<Record<string, number>>;
@@ -242,6 +243,7 @@ export function loopRig(doc: UpstreamDocument, script: Script, random: () => num
         dialect: u.dialect,
         validate: u.config.validate,
         startedAt: performance.now(),
+        priority: options.priority ?? 'normal',
       };
       return runAttempts(req, { clock: systemClock, log: silentLogger, metrics, random });
     },

@@ -32,6 +32,7 @@ export interface UpstreamDef {
   timeouts?: Record<string, unknown>;
   fallbacks?: unknown[];
   validate?: Record<string, unknown>;
+  queue?: Record<string, unknown>;
 }
 
 /** The usual pair: `primary` on the first fake, `secondary` (priority 1) on the second. */
