@@ -18,6 +18,7 @@ import { bodyFor, targetsFor, type Target } from './fallback.ts';
 import { Attempt, forward, type AttemptRequest, type AttemptResult } from './forward.ts';
 import type { Availability } from './gate.ts';
 import { describeOutcome, retryDecision, type Outcome } from './outcome.ts';
+import { ANY_REQUEST, type Cost } from './ratelimit.ts';
 import { backoffMs } from './retry.ts';
 import type { UpstreamRuntime } from './upstream.ts';
 
@@ -35,6 +36,10 @@ export interface ProxyRequest extends AttemptRequest {
   /** buffered and replayable: retries and failover allowed */
   retryable: boolean;
   startedAt: number;
+  /** the request's cost for the endpoints' rate limits: prompt estimate + output cap (ratelimit.ts) */
+  estimatedTokens: number;
+  /** the prompt's part of estimatedTokens */
+  estimatedPromptTokens: number;
 }
 
 export interface LoopDeps {
@@ -94,7 +99,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
         if (endpoint.retired) continue;
         const now = clock.now();
         if (attempts >= maxAttempts || now >= req.deadline) break passes;
-        if (endpoint.gate.peek(target.model, now).kind !== 'now') continue;
+        if (endpoint.gate.peek(target.model, now, req).kind !== 'now') continue;
         const pair = `${endpoint.config.key}\n${target.model ?? ''}`;
         // the budget is checked before a half-open trial slot is taken
         if (attempts > 0 && tried.has(pair) && !upstream.budget.tryRetry()) {
@@ -106,7 +111,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
           );
           break passes;
         }
-        const admission = endpoint.gate.take(target.model, now);
+        const admission = endpoint.gate.take(target.model, now, req);
         if (!admission.admitted) continue;
         if (attempts > 0) upstream.countRetry(last?.outcome.kind ?? 'unknown');
         else upstream.budget.recordFirstAttempt();
@@ -118,6 +123,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
         }
         attempts++;
         const attempt = new Attempt(endpoint, upstream.configOf(endpoint), admission.ticket, target.model, { requestId: req.requestId, retry }, clock, req.deadline, req.appSignal);
+        attempt.reservation = admission.reservation;
         const sent = performance.now();
         let result: AttemptResult;
         try {
@@ -150,7 +156,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
     // wait ends. Endpoints behind an open breaker are not waited for: fail fast.
     if (attempts === 0 || attempts >= maxAttempts) break;
     const now = clock.now();
-    const next = nextAvailable(upstream, targets, now);
+    const next = nextAvailable(upstream, targets, now, req);
     if (next.kind === 'open') break;
     const backoff = backoffMs(++waits, retry.backoff, random);
     const wait = next.kind === 'now' ? backoff : Math.max(next.at - now, backoff);
@@ -183,15 +189,16 @@ function otherTargetLeft(upstream: UpstreamRuntime, targets: readonly Target[], 
   return false;
 }
 
-const RANK: Record<Availability['kind'], number> = { now: 0, held: 1, open: 2 };
+/** a wait that ends at a known time (a provider's, or Breakwater's own rate limit) ranks alike: the earliest wins */
+const RANK: Record<Availability['kind'], number> = { now: 0, held: 1, busy: 1, open: 2 };
 
-/** The best availability over every (endpoint, target): now beats held beats open; earliest first. */
-export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Target[], now: number): Availability {
+/** The best availability over every (endpoint, target): now beats held or busy beats open; earliest first. */
+export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Target[], now: number, cost: Cost = ANY_REQUEST): Availability {
   let best: Exclude<Availability, { kind: 'now' }> = { kind: 'open', at: Infinity, reason: 'no endpoint' };
   for (const endpoint of upstream.endpoints) {
     if (endpoint.retired) continue;
     for (const target of targets) {
-      const a = endpoint.gate.peek(target.model, now);
+      const a = endpoint.gate.peek(target.model, now, cost);
       if (a.kind === 'now') return a;
       if (RANK[a.kind] < RANK[best.kind] || (a.kind === best.kind && a.at < best.at)) best = a;
     }
@@ -207,7 +214,7 @@ function giveUp(
   const { upstream } = req;
   const name = upstream.config.name;
   const { attempts, last, providerMs } = state;
-  const next = nextAvailable(upstream, targetsFor(req), now);
+  const next = nextAvailable(upstream, targetsFor(req), now, req);
   const readyIn = next.kind === 'now' ? undefined : Number.isFinite(next.at) && next.at > now ? next.at - now : undefined;
   const retryAfterMs = state.longWait ?? readyIn;
   if (last?.response) {
@@ -233,6 +240,10 @@ function giveUp(
   }
   if (now >= req.deadline) return refused('deadline_exceeded', 'the request deadline passed before an endpoint could be tried', 'deadline', undefined);
   // nothing was tried: say what is in the way, once
+  if (next.kind === 'busy') {
+    // Breakwater's own limit, not the provider's: 429 with the time until one endpoint has room
+    return refused('rate_limited', `upstream "${name}": every endpoint that could serve this request is at its client-side rate limit (rateLimit); room in ${Math.ceil((next.at - now) / 1000)}s`, 'unavailable');
+  }
   if (next.kind === 'held') {
     const what = next.scope === 'model' ? `model "${req.model ?? ''}" is held on every endpoint` : 'every endpoint is held';
     return refused(next.scope === 'model' ? 'model_held' : 'endpoint_held', `upstream "${name}": ${what} (${next.reason}) until the provider's wait ends`, 'unavailable');

@@ -38,6 +38,7 @@ export async function commit(req: ProxyRequest, res: ServerResponse, answer: Ans
         res.end(result.body.bytes);
         overhead();
         if (result.body.usage) endpoint.recordTokens(result.body.usage.input, result.body.usage.output);
+        if (result.body.usage) attempt.used(result.body.usage.input, result.body.usage.output);
         break;
       case 'sse':
         headers['cache-control'] = 'no-cache';
@@ -45,6 +46,7 @@ export async function commit(req: ProxyRequest, res: ServerResponse, answer: Ans
         overhead();
         outcome = await relaySse(req, res, result.body, attempt);
         endpoint.recordTokens(result.body.scanner.inputTokens, result.body.scanner.outputTokens);
+        attempt.used(result.body.scanner.inputTokens, result.body.scanner.outputTokens);
         break;
       case 'raw':
         res.writeHead(result.status, headers);

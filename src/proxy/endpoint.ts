@@ -39,6 +39,8 @@ export interface EndpointDeps {
   /** where endpoints lease their connection pool (one per origin) */
   pools: PoolStore;
   random?: () => number;
+  /** the rate limits' window (ratelimit.ts WINDOW_MS, a minute); tests only shorten it */
+  rateLimitWindowMs?: number;
 }
 
 export class EndpointRuntime {
@@ -65,6 +67,7 @@ export class EndpointRuntime {
     this.#pool = deps.pools.acquire(config, this.#connectMs);
     this.#breakerKey = breaker.key;
     this.gate = new EndpointGate(breaker, deps.clock, (t) => this.#onTransition(t), deps.random);
+    this.gate.rateLimit(config.rateLimit, deps.rateLimitWindowMs);
     this.inflightGauge = deps.metrics.inflight.labels(upstream, config.name);
     this.ttfb = deps.metrics.ttfb.labels(upstream, config.name);
     this.#tokens = { input: deps.metrics.tokens.labels(upstream, config.name, 'input'), output: deps.metrics.tokens.labels(upstream, config.name, 'output') };
@@ -88,6 +91,7 @@ export class EndpointRuntime {
     const keyChanged = !(config.auth?.value.equals(this.config.auth?.value) ?? this.config.auth === undefined);
     this.config = config;
     if (keyChanged) this.gate.keyRotated();
+    this.gate.rateLimit(config.rateLimit, this.#deps.rateLimitWindowMs);
     // the key is computed at compile time from every breaker field: no hand-kept field list
     if (breaker.key !== this.#breakerKey) {
       this.#breakerKey = breaker.key;
@@ -147,6 +151,7 @@ export class EndpointRuntime {
       hold,
       modelHolds,
       inflight: this.inflight,
+      rateLimit: this.gate.limiter?.describe(now) ?? null,
     };
   }
 

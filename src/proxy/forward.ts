@@ -12,6 +12,7 @@ import { classifyBodyError, classifyHttpError, classifyJsonBody, classifySseOver
 import type { DialectRules, PathKind, Usage } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { Outcome } from './outcome.ts';
+import type { Reservation } from './ratelimit.ts';
 import { SseScanner } from './stream.ts';
 
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
@@ -65,6 +66,10 @@ export class Attempt {
   /** the endpoint's config in the request's snapshot: url, key, headers (a reload mid-request changes none) */
   readonly config: EndpointConfig;
   cause: AbortCause | undefined;
+  /** its share of the endpoint's rate limits (set by the loop after admission), settled with it */
+  reservation: Reservation | undefined;
+  /** tokens the provider reported for it (input + output), once known */
+  #usedTokens: number | undefined;
   #settled = false;
   #ctx: AttemptContext;
   #clock: Clock;
@@ -130,11 +135,17 @@ export class Attempt {
     this.#appSignal.removeEventListener('abort', this.#onAppAbort);
   }
 
+  /** the provider's reported usage (commit, once the answer is whole): reconciles the reservation at settle */
+  used(input: number, output: number): void {
+    if (input + output > 0) this.#usedTokens = input + output;
+  }
+
   /** records the outcome once and releases the attempt; later calls do nothing */
   settle(outcome: Outcome): void {
     if (this.#settled) return;
     this.#settled = true;
     this.dispose();
+    this.reservation?.settle(outcome, this.#usedTokens, this.#clock.now());
     this.endpoint.inflight--;
     this.endpoint.inflightGauge.dec();
     this.endpoint.record(this.ticket, outcome, this.model, { requestId: this.#ctx.requestId, ...this.#ctx.retry, authUsed: this.config.auth });
@@ -243,6 +254,7 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
   }
   awaitingHeaders = false;
   endpoint.ttfb.observe((clock.now() - started) / 1000);
+  live.reservation?.observe(response.headers, clock.now(), clock.wallNow());
   const { statusCode: status, headers: resHeaders } = response;
   const coding = decoderFor(resHeaders['content-encoding']);
   const contentType = resHeaders['content-type'] as string | undefined;

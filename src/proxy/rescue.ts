@@ -14,6 +14,7 @@ export const OWN_STATUS: Record<OwnErrorKind, number> = {
   endpoint_held: 429,
   overloaded: 503,
   budget_exhausted: 503,
+  rate_limited: 429,
   deadline_exceeded: 504,
   upstream_unavailable: 502,
   upstream_timeout: 504,

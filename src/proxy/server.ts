@@ -19,6 +19,7 @@ import { refuse } from './guard.ts';
 import { requestHeaders } from './headers.ts';
 import { edgeLimits, proxyServerOptions, type EdgeLimits } from './limits.ts';
 import type { ProxyRuntime } from './runtime.ts';
+import { estimateOutputTokens, estimatePromptTokens } from './ratelimit.ts';
 
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 /** paths where another model's answer is acceptable (never embeddings: vectors do not mix) */
@@ -255,6 +256,8 @@ export class ProxyServer {
     const model = typeof json?.model === 'string' ? json.model : undefined;
     const kind = pathKind(normalized);
     const now = clock.now();
+    // the rate limits' estimate, once: the prompt from the body's size (declared, when streamed through)
+    const estimatedPromptTokens = estimatePromptTokens(Buffer.isBuffer(body) ? body.length : Number(req.headers['content-length']) || 0);
     const proxyReq: ProxyRequest = {
       requestId,
       upstream,
@@ -276,6 +279,8 @@ export class ProxyServer {
       validate: config.validate,
       streaming: json?.stream === true,
       startedAt: started,
+      estimatedTokens: estimatedPromptTokens + estimateOutputTokens(json, kind),
+      estimatedPromptTokens,
     };
     const result = await runAttempts(proxyReq, this.#options);
     if (result.kind === 'answer') return done(await commit(proxyReq, res, result, this.#options));

@@ -8,6 +8,7 @@ const TYPE: Record<OwnErrorKind, string> = {
   endpoint_held: 'rate_limit_error',
   overloaded: 'overloaded_error',
   budget_exhausted: 'overloaded_error',
+  rate_limited: 'rate_limit_error',
   deadline_exceeded: 'timeout_error',
   upstream_unavailable: 'api_error',
   upstream_timeout: 'timeout_error',

@@ -9,6 +9,7 @@ const TYPE: Record<OwnErrorKind, string> = {
   endpoint_held: 'rate_limit_exceeded',
   overloaded: 'server_error',
   budget_exhausted: 'server_error',
+  rate_limited: 'rate_limit_exceeded',
   deadline_exceeded: 'timeout',
   upstream_unavailable: 'server_error',
   upstream_timeout: 'timeout',

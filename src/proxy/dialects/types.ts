@@ -12,6 +12,8 @@ export type OwnErrorKind =
   /** Breakwater's own limit (buffered request bytes) is full: 503 with Retry-After */
   | 'overloaded'
   | 'budget_exhausted'
+  /** every endpoint that could serve is at its client-side rate limit (429, Retry-After: until one has room) */
+  | 'rate_limited'
   | 'deadline_exceeded'
   | 'upstream_unavailable'
   | 'upstream_timeout'
