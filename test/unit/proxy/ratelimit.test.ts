@@ -20,6 +20,10 @@ import {
 import { manualClock } from '../../support/clock.ts';
 import { loopRig, ok, seeded, upstream } from '../../support/loop.ts';
 import type { BreakerConfig } from '../../../src/config/runtime.ts';
+import { Readiness } from '../../../src/admin/readiness.ts';
+import { systemClock } from '../../../src/clock.ts';
+import { silentLogger } from '../../../src/telemetry/log.ts';
+import { createMetrics } from '../../../src/telemetry/metrics.ts';
 
 const T0 = 1_700_000_000_000;
 const SLOT = WINDOW_MS / SLOTS;
@@ -361,6 +365,9 @@ describe('through the attempt loop', () => {
     expect(wait).toBeGreaterThan(WINDOW_MS - 1);
     expect(wait).toBeLessThanOrEqual(WINDOW_MS + SLOT);
     expect(rig.endpoint('e0').breaker.state.kind).toBe('closed');
+    // Breakwater's own capacity never makes the pod unready
+    const readiness = new Readiness({ runtime: rig.runtime, clock: systemClock, log: silentLogger, metrics: createMetrics(), policy: 'breakers', unreadyAfterMs: 0 });
+    expect(readiness.availability()[0]).toMatchObject({ available: true, availableEndpoints: 2, blocking: false });
     expect([rig.dispatchers.get('e0')!.calls, rig.dispatchers.get('e1')!.calls]).toEqual([2, 2]);
     // the minute slides: room again
     await vi.advanceTimersByTimeAsync(wait);
