@@ -38,6 +38,8 @@ function peakInWindow(times: readonly number[], windowMs: number): number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Breakwater's clock (monotonic, on the epoch's scale) */
+const now = () => performance.timeOrigin + performance.now();
 
 describe('requestsPerMinute', () => {
   it('at twice the limit, the endpoint receives exactly its limit in the minute and the surplus fails over to the next endpoint', async () => {
@@ -72,13 +74,13 @@ describe('requestsPerMinute', () => {
     // Breakwater's own limit, never the provider's failure
     const primary = rig.endpoint('openai', 'primary');
     expect(primary.breaker.state.kind).toBe('closed');
-    expect(primary.describe(Date.now()).rateLimit).toMatchObject({ requestsPerMinute: 20, available: { requests: 0, tokens: null } });
+    expect(primary.describe(now()).rateLimit).toMatchObject({ requestsPerMinute: 20, available: { requests: 0, tokens: null } });
     const gauge = await rig.proxy.metrics.rateLimitAvailable.get();
     expect(gauge.values.find((v) => v.labels.endpoint === 'primary' && v.labels.bucket === 'requests')?.value).toBe(0);
   });
 
   it('over several windows (the window shortened by the test hook), every window at the provider holds at most the limit, and room returns as the window slides', async () => {
-    const WINDOW = 2_000;
+    const WINDOW = 2_500;
     const LIMIT = 10;
     rig = await startRig({
       fakes: 2,
@@ -94,7 +96,7 @@ describe('requestsPerMinute', () => {
       ],
     });
     const [a, b] = rig.fakes;
-    // twice the limit: 2 x 10 per 2 s, one request every 100 ms for 6 s
+    // twice the limit: 2 x 10 per 2.5 s (and then some), one request every 100 ms for 6 s
     const runs: Promise<{ status: number }>[] = [];
     for (let i = 0; i < 60; i++) {
       runs.push(post(`${rig.base}/openai/chat/completions`, chatBody()));
@@ -105,12 +107,14 @@ describe('requestsPerMinute', () => {
     const arrivals = a!.stats().recent.map((r) => r.at);
     // Breakwater admits by its own clock; the fake stamps arrival, a few ms of transit later, and
     // transit varies. Two admissions LIMIT apart are at least one window apart, so at the
-    // provider they are at least a window less the transit apart: windows of WINDOW - 10 %
-    // absorb that. A plain token bucket (LIMIT at once, then LIMIT more as it refills) would
-    // put about 2 x LIMIT in such a window.
-    expect(peakInWindow(arrivals, WINDOW - WINDOW / 10)).toBeLessThanOrEqual(LIMIT);
-    // and the limit is used, window after window: 3 windows of traffic, at least 2.5 windows' worth
-    expect(arrivals.length).toBeGreaterThanOrEqual(25);
+    // provider they are at least a window less the transit apart: windows of WINDOW - 20 %
+    // absorb that (a busy machine can delay one request's stamp by a few hundred ms). A plain
+    // token bucket (LIMIT at once, then LIMIT more as it refills) would put 1.8 x LIMIT in such
+    // a window.
+    expect(peakInWindow(arrivals, WINDOW - WINDOW / 5)).toBeLessThanOrEqual(LIMIT);
+    // and the limit is used as the window slides: 6 s of traffic hold three windows' batches
+    // (at 0, 2.5 and 5 s), about 28 requests; a limit that did not refill would stop at 10
+    expect(arrivals.length).toBeGreaterThanOrEqual(24);
     expect(arrivals.length + b!.stats().requests).toBe(60);
     expect(rig.endpoint('openai', 'primary').breaker.state.kind).toBe('closed');
   });
@@ -196,15 +200,15 @@ describe('tokensPerMinute with streaming', () => {
     const endpointOf = async (text: string) => (await post(url, text, { 'x-fake-events': '2' })).headers.get('x-breakwater-endpoint');
     const limiter = rig.endpoint(api, 'primary').gate.limiter!;
 
-    // a stream of 3 slow events, estimated at its prompt + max_tokens 600
+    // a stream of 3 slow events (0.5 s apart), estimated at its prompt + max_tokens 600
     const streamBody = body(600, true);
     const estimate = Math.ceil(Buffer.byteLength(streamBody) / 4) + 600;
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-fake-events': '3', 'x-fake-delay-ms': '300' }, body: streamBody });
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'x-fake-events': '3', 'x-fake-delay-ms': '500' }, body: streamBody });
     expect(res.headers.get('x-breakwater-endpoint')).toBe('primary');
     const reader = res.body!.getReader();
     let sse = new TextDecoder().decode((await reader.read()).value);
     // while it streams, its whole estimate is held: one token more than what is left goes elsewhere
-    expect(limiter.available('tokens', performance.timeOrigin + performance.now())).toBe(TPM - estimate);
+    expect(limiter.available('tokens', now())).toBe(TPM - estimate);
     expect(await endpointOf(costing(TPM - estimate + 1))).toBe('secondary');
     for (;;) {
       const { done, value } = await reader.read();
@@ -215,7 +219,7 @@ describe('tokensPerMinute with streaming', () => {
     expect(used).toBeGreaterThan(0);
     expect(used).toBeLessThan(estimate);
     // reconciled when the stream ended: the reservation is now the reported usage
-    await waitFor(() => limiter.available('tokens', performance.timeOrigin + performance.now()) === TPM - used, 'the stream reconciled with its usage');
+    await waitFor(() => limiter.available('tokens', now()) === TPM - used, 'the stream reconciled with its usage');
     expect(await endpointOf(costing(TPM - used + 1))).toBe('secondary');
     expect(await endpointOf(costing(TPM - used))).toBe('primary');
     expect(rig.fakes[0]!.stats().requests).toBe(2);
@@ -255,7 +259,7 @@ describe('provider rate-limit headers', () => {
     expect(seen.requests).toBeGreaterThanOrEqual(5); // used its quota...
     expect(seen.requests).toBeLessThan(20); // ...and no more: the rest went to the secondary
     expect(seen.requests + b!.stats().requests).toBe(40);
-    expect(rig.endpoint(api, 'primary').describe(Date.now()).rateLimit?.provider.requests).not.toBeNull();
+    expect(rig.endpoint(api, 'primary').describe(now()).rateLimit?.provider.requests).not.toBeNull();
 
     // the control: without a rateLimit the headers are not mirrored, and the provider has to refuse
     a!.setQuota({ requests: 5, windowMs: 60_000 });
