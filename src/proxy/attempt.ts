@@ -240,9 +240,9 @@ function giveUp(
   }
   if (now >= req.deadline) return refused('deadline_exceeded', 'the request deadline passed before an endpoint could be tried', 'deadline', undefined);
   // nothing was tried: say what is in the way, once
-  if (next.kind === 'busy') {
+  if (next.kind === 'busy' && next.reason === 'rate_limit') {
     // Breakwater's own limit, not the provider's: 429 with the time until one endpoint has room
-    return refused('rate_limited', `upstream "${name}": every endpoint that could serve this request is at its client-side rate limit (rateLimit); room in ${Math.ceil((next.at - now) / 1000)}s`, 'unavailable');
+    return refused('rate_limited', `upstream "${name}": every endpoint that could serve this request is at its client-side rate limit (rateLimit)`, 'unavailable');
   }
   if (next.kind === 'held') {
     const what = next.scope === 'model' ? `model "${req.model ?? ''}" is held on every endpoint` : 'every endpoint is held';

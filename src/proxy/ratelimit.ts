@@ -24,8 +24,9 @@
 // estimated from the body size (BYTES_PER_TOKEN). When the attempt settles:
 //   - usage reported (JSON usage, the last SSE chunk, Anthropic message_start/message_delta):
 //     the reservation becomes that usage (the unused part returns at once, an overrun is added);
-//   - never sent (connect failure, connect timeout, Breakwater could not send it): all of it
-//     returns, the request too: the provider never saw it;
+//   - never sent (no connection: refused, DNS, TLS, connect timeout; or Breakwater could not
+//     send it): all of it returns, the request too: the provider never saw it (a connection
+//     reset may come after the request went out, so it is not counted as unsent);
 //   - answered with an error status and no usage (429, 5xx, 4xx): the provider read the prompt
 //     and generated nothing, so the prompt estimate stays counted and the output part returns;
 //     the request stays counted (providers count refused requests against their limits);
@@ -219,8 +220,20 @@ export class Reservation {
   }
 }
 
+/** failures that happen before a connection exists, so before any request byte is sent */
+const NO_CONNECTION = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
 function neverSent(outcome: Outcome): boolean {
-  return outcome.kind === 'connect' || outcome.kind === 'internal' || (outcome.kind === 'timeout' && outcome.phase === 'connect');
+  switch (outcome.kind) {
+    case 'internal':
+      return true;
+    case 'timeout':
+      return outcome.phase === 'connect';
+    case 'connect':
+      return NO_CONNECTION.has(outcome.code) || outcome.code.startsWith('ERR_SSL_') || outcome.code.startsWith('ERR_TLS_') || outcome.code.includes('CERT');
+    default:
+      return false;
+  }
 }
 
 function answeredWithError(outcome: Outcome): boolean {

@@ -117,6 +117,13 @@ describe('the tokens window and its reservations', () => {
     expect(limiter.available('requests', T0 + 5)).toBe(5);
   });
 
+  it('keeps everything for a connection that broke after it may have been sent (reset)', () => {
+    const limiter = new RateLimiter({ requestsPerMinute: 5, tokensPerMinute: 1000 });
+    limiter.take(cost(300, 50), T0).settle({ kind: 'connect', code: 'ECONNRESET' }, undefined, T0 + 5);
+    expect(limiter.available('tokens', T0 + 5)).toBe(700);
+    expect(limiter.available('requests', T0 + 5)).toBe(4);
+  });
+
   it('keeps the prompt counted and returns the output part for an error answer without usage (a 429 or 503 generated nothing)', () => {
     const limiter = new RateLimiter({ requestsPerMinute: 5, tokensPerMinute: 1000 });
     const r = limiter.take(cost(300, 50), T0);
