@@ -119,6 +119,21 @@ describe('requestsPerMinute', () => {
     expect(rig.endpoint('openai', 'primary').breaker.state.kind).toBe('closed');
   });
 
+  it('a reload that changes the limit applies it at once and keeps what the minute already spent', async () => {
+    const upstreams = (limit: number) => [{ name: 'openai', endpoints: [{ name: 'primary', url: `${rig!.fakes[0]!.url}/v1`, rateLimit: { requestsPerMinute: limit } }] }];
+    rig = await startRig({ fakes: 1, upstreams: ([a]) => [{ name: 'openai', endpoints: [{ name: 'primary', url: `${a!.url}/v1`, rateLimit: { requestsPerMinute: 3 } }] }] });
+    const send = async () => (await post(`${rig!.base}/openai/chat/completions`, chatBody())).status;
+    expect([await send(), await send(), await send(), await send()]).toEqual([200, 200, 200, 429]);
+    rig.writeConfig(upstreams(5));
+    await rig.waitForGeneration(1);
+    // 3 of 5 spent: two more now, not five
+    expect([await send(), await send(), await send()]).toEqual([200, 200, 429]);
+    rig.writeConfig(upstreams(2));
+    await rig.waitForGeneration(2);
+    expect(await send()).toBe(429);
+    expect(rig.fakes[0]!.stats().requests).toBe(5);
+  });
+
   it('with no endpoint left with room, the app gets a 429 rate_limited with Retry-After that the official SDK raises without retrying', async () => {
     rig = await startRig({
       fakes: 1,
