@@ -22,6 +22,7 @@ import { bodyFor, targetsFor, type Target } from './fallback.ts';
 import { Attempt, forward, type AttemptRequest, type AttemptResult } from './forward.ts';
 import type { Availability } from './gate.ts';
 import { describeOutcome, retryDecision, type Outcome } from './outcome.ts';
+import { ANY_REQUEST, type Cost } from './ratelimit.ts';
 import { backoffMs } from './retry.ts';
 import type { UpstreamRuntime } from './upstream.ts';
 
@@ -43,6 +44,10 @@ export interface ProxyRequest extends AttemptRequest {
   cache?: CachePlan | undefined;
   /** x-breakwater-priority: the queue serves high first */
   priority: Priority;
+  /** the request's cost for the endpoints' rate limits: prompt estimate + output cap (ratelimit.ts) */
+  estimatedTokens: number;
+  /** the prompt's part of estimatedTokens */
+  estimatedPromptTokens: number;
 }
 
 export interface LoopDeps {
@@ -104,7 +109,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
         if (endpoint.retired) continue;
         const now = clock.now();
         if (attempts >= maxAttempts || now >= req.deadline) break passes;
-        if (endpoint.gate.peek(target.model, now).kind !== 'now') continue;
+        if (endpoint.gate.peek(target.model, now, req).kind !== 'now') continue;
         const pair = `${endpoint.config.key}\n${target.model ?? ''}`;
         // the budget is checked before a half-open trial slot is taken
         if (attempts > 0 && tried.has(pair) && !upstream.budget.tryRetry()) {
@@ -116,7 +121,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
           );
           break passes;
         }
-        const admission = endpoint.gate.take(target.model, now);
+        const admission = endpoint.gate.take(target.model, now, req);
         if (!admission.admitted) continue;
         if (waiter) waiter.hasTurn = false;
         if (attempts > 0) upstream.countRetry(last?.outcome.kind ?? 'unknown');
@@ -129,6 +134,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
         }
         attempts++;
         const attempt = new Attempt(endpoint, upstream.configOf(endpoint), admission.ticket, target.model, { requestId: req.requestId, retry }, clock, req.deadline, req.appSignal);
+        attempt.reservation = admission.reservation;
         const sent = performance.now();
         let result: AttemptResult;
         try {
@@ -161,12 +167,14 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
     // wait ends. Endpoints behind an open breaker are not waited for: fail fast.
     if (attempts >= maxAttempts) break;
     const now = clock.now();
-    const next = nextAvailable(upstream, targets, now);
-    if (next.kind === 'busy' && now < req.deadline) {
+    const next = nextAvailable(upstream, targets, now, req);
+    // a rate limit whose room comes later than the queue may wait: the app hears it at once (429 rate_limited, Retry-After)
+    const roomTooLate = next.kind === 'busy' && next.reason === 'rate_limit' && next.at - now > Math.min(upstream.queue.config.maxWaitMs, req.deadline - now);
+    if (next.kind === 'busy' && !roomTooLate && now < req.deadline) {
       // Breakwater's own capacity is full everywhere this request could go: wait for a turn
-      waiter ??= upstream.queue.waiter(req.priority, req.deadline, (t) => nextAvailable(upstream, targets, t).kind !== 'busy');
+      waiter ??= upstream.queue.waiter(req.priority, req.deadline, (t) => nextAvailable(upstream, targets, t, req).kind !== 'busy');
       // woken when a slot frees, or when any endpoint's wait ends (a rate limit's room, a hold, a half-open)
-      const wakeAt = soonestChange(upstream, targets, now);
+      const wakeAt = soonestChange(upstream, targets, now, req);
       const queued = performance.now();
       const exit = await upstream.queue.wait(waiter, wakeAt, req.appSignal);
       providerMs += performance.now() - queued;
@@ -174,7 +182,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
       if (exit === 'cancelled') return { kind: 'cancelled' };
       return queueRefusal(req, exit, waiter, wakeAt, { attempts, providerMs }, clock.now());
     }
-    if (attempts === 0) break;
+    if (attempts === 0 || roomTooLate) break;
     if (next.kind === 'open') break;
     const backoff = backoffMs(++waits, retry.backoff, random);
     const wait = next.kind === 'now' ? backoff : Math.max(next.at - now, backoff);
@@ -212,12 +220,12 @@ function otherTargetLeft(upstream: UpstreamRuntime, targets: readonly Target[], 
 const RANK: Record<Availability['kind'], number> = { now: 0, busy: 1, held: 2, open: 3 };
 
 /** The best availability over every (endpoint, target): now beats busy beats held beats open; earliest first. */
-export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Target[], now: number): Availability {
+export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Target[], now: number, cost: Cost = ANY_REQUEST): Availability {
   let best: Exclude<Availability, { kind: 'now' }> = { kind: 'open', at: Infinity, reason: 'no endpoint' };
   for (const endpoint of upstream.endpoints) {
     if (endpoint.retired) continue;
     for (const target of targets) {
-      const a = endpoint.gate.peek(target.model, now);
+      const a = endpoint.gate.peek(target.model, now, cost);
       if (a.kind === 'now') return a;
       if (RANK[a.kind] < RANK[best.kind] || (a.kind === best.kind && a.at < best.at)) best = a;
     }
@@ -226,12 +234,12 @@ export function nextAvailable(upstream: UpstreamRuntime, targets: readonly Targe
 }
 
 /** The soonest time an (endpoint, target) that cannot serve now may change its mind (Infinity: only a release will tell). */
-function soonestChange(upstream: UpstreamRuntime, targets: readonly Target[], now: number): number {
+function soonestChange(upstream: UpstreamRuntime, targets: readonly Target[], now: number, cost: Cost): number {
   let soonest = Infinity;
   for (const endpoint of upstream.endpoints) {
     if (endpoint.retired) continue;
     for (const target of targets) {
-      const a = endpoint.gate.peek(target.model, now);
+      const a = endpoint.gate.peek(target.model, now, cost);
       if (a.kind !== 'now' && a.at < soonest) soonest = a.at;
     }
   }
@@ -258,7 +266,7 @@ function giveUp(
   const { upstream } = req;
   const name = upstream.config.name;
   const { attempts, last, providerMs } = state;
-  const next = nextAvailable(upstream, targetsFor(req), now);
+  const next = nextAvailable(upstream, targetsFor(req), now, req);
   const readyIn = next.kind === 'now' ? undefined : Number.isFinite(next.at) && next.at > now ? next.at - now : undefined;
   const retryAfterMs = state.longWait ?? readyIn;
   if (last?.response) {
@@ -284,6 +292,10 @@ function giveUp(
   }
   if (now >= req.deadline) return refused('deadline_exceeded', 'the request deadline passed before an endpoint could be tried', 'deadline', undefined);
   // nothing was tried: say what is in the way, once
+  if (next.kind === 'busy' && next.reason === 'rate_limit') {
+    // Breakwater's own limit, not the provider's: 429 with the time until one endpoint has room
+    return refused('rate_limited', `upstream "${name}": every endpoint that could serve this request is at its client-side rate limit (rateLimit)`, 'unavailable');
+  }
   if (next.kind === 'held') {
     const what = next.scope === 'model' ? `model "${req.model ?? ''}" is held on every endpoint` : 'every endpoint is held';
     return refused(next.scope === 'model' ? 'model_held' : 'endpoint_held', `upstream "${name}": ${what} (${next.reason}) until the provider's wait ends`, 'unavailable');

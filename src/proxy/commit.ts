@@ -41,6 +41,7 @@ export async function commit(req: ProxyRequest, res: ServerResponse, answer: Ans
         if (req.cache?.store) req.cache.cache.storeAnswer(req.cache, answer);
         overhead();
         if (result.body.usage) endpoint.recordTokens(result.body.usage.input, result.body.usage.output);
+        if (result.body.usage) attempt.used(result.body.usage.input, result.body.usage.output);
         break;
       case 'sse':
         headers['cache-control'] = 'no-cache';
@@ -48,6 +49,7 @@ export async function commit(req: ProxyRequest, res: ServerResponse, answer: Ans
         overhead();
         outcome = await relaySse(req, res, result.body, attempt);
         endpoint.recordTokens(result.body.scanner.inputTokens, result.body.scanner.outputTokens);
+        attempt.used(result.body.scanner.inputTokens, result.body.scanner.outputTokens);
         break;
       case 'raw':
         res.writeHead(result.status, headers);

@@ -40,6 +40,8 @@ export interface EndpointDeps {
   /** where endpoints lease their connection pool (one per origin) */
   pools: PoolStore;
   random?: () => number;
+  /** the rate limits' window (ratelimit.ts WINDOW_MS, a minute); tests only shorten it */
+  rateLimitWindowMs?: number;
 }
 
 export class EndpointRuntime {
@@ -70,6 +72,7 @@ export class EndpointRuntime {
     this.gate = new EndpointGate(breaker, deps.clock, (t) => this.#onTransition(t), deps.random);
     this.health = new HealthProbe(this, deps);
     this.gate.slots.reconfigure(config.maxConcurrent);
+    this.gate.rateLimit(config.rateLimit, deps.rateLimitWindowMs);
     this.inflightGauge = deps.metrics.inflight.labels(upstream, config.name);
     this.ttfb = deps.metrics.ttfb.labels(upstream, config.name);
     this.#tokens = { input: deps.metrics.tokens.labels(upstream, config.name, 'input'), output: deps.metrics.tokens.labels(upstream, config.name, 'output') };
@@ -94,6 +97,7 @@ export class EndpointRuntime {
     this.config = config;
     if (keyChanged) this.gate.keyRotated();
     this.gate.slots.reconfigure(config.maxConcurrent); // at once; attempts in flight keep counting
+    this.gate.rateLimit(config.rateLimit, this.#deps.rateLimitWindowMs);
     // the key is computed at compile time from every breaker field: no hand-kept field list
     if (breaker.key !== this.#breakerKey) {
       this.#breakerKey = breaker.key;
@@ -155,6 +159,7 @@ export class EndpointRuntime {
       inflight: this.inflight,
       healthCheck: this.health.describe(),
       slots: this.gate.slots.describe(),
+      rateLimit: this.gate.limiter?.describe(now) ?? null,
     };
   }
 

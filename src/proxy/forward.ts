@@ -12,6 +12,7 @@ import { classifyBodyError, classifyHttpError, classifyJsonBody, classifySseOver
 import type { DialectRules, PathKind, Usage } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { Outcome } from './outcome.ts';
+import type { Reservation } from './ratelimit.ts';
 import { SseScanner } from './stream.ts';
 import { codingOf, collect, Exchange, type Coding } from './wire.ts';
 
@@ -72,6 +73,10 @@ export class Attempt {
   /** the request on the wire; set by forward() */
   exchange: Exchange | undefined;
   cause: AbortCause | undefined;
+  /** its share of the endpoint's rate limits (set by the loop after admission), settled with it */
+  reservation: Reservation | undefined;
+  /** tokens the provider reported for it (input + output), once known */
+  #usedTokens: number | undefined;
   #settled = false;
   #ctx: AttemptContext;
   #clock: Clock;
@@ -152,11 +157,19 @@ export class Attempt {
     this.#appSignal.removeEventListener('abort', this.#onAppAbort);
   }
 
-  /** records the outcome once and releases the attempt (and its bulkhead slot); later calls do nothing */
+  /** the provider's reported usage (commit, once the answer is whole): reconciles the reservation at settle */
+  used(input: number, output: number): void {
+    if (input + output > 0) this.#usedTokens = input + output;
+  }
+
+  /** records the outcome once and releases the attempt (its bulkhead slot, its rate-limit reservation); later calls do nothing */
   settle(outcome: Outcome): void {
     if (this.#settled) return;
     this.#settled = true;
     this.dispose();
+    this.reservation?.settle(outcome, this.#usedTokens, this.#clock.now());
+    // tokens given back may be room for a waiter: the queue looks again (a waiter that finds none waits on)
+    if (this.reservation) this.endpoint.gate.onRoom(1);
     this.endpoint.inflight--;
     this.endpoint.inflightGauge.dec();
     try {
@@ -277,6 +290,7 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
   awaitingHeaders = false;
   endpoint.ttfb.observe((clock.now() - started) / 1000);
   const { status, headers: resHeaders } = exchange;
+  live.reservation?.observe(resHeaders, clock.now(), clock.wallNow());
   const coding = codingOf(resHeaders['content-encoding']);
   const contentType = resHeaders['content-type'] as string | undefined;
 

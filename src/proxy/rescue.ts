@@ -16,6 +16,7 @@ export const OWN_STATUS: Record<OwnErrorKind, number> = {
   budget_exhausted: 503,
   queue_full: 429,
   queue_timeout: 429,
+  rate_limited: 429,
   deadline_exceeded: 504,
   upstream_unavailable: 502,
   upstream_timeout: 504,

@@ -29,6 +29,11 @@ export interface RuntimeDeps {
   dispatcherFactory?: DispatcherFactory;
   /** jitter and weighted choice; tests inject a seeded or zero one */
   random?: () => number;
+  /**
+   * Test hook, never config: the rate limits' window (ratelimit.ts WINDOW_MS, one minute), so a
+   * test can watch several windows slide in seconds. Production never sets it.
+   */
+  rateLimitWindowMs?: number;
 }
 
 export class ProxyRuntime implements ConfigSink {
@@ -43,6 +48,7 @@ export class ProxyRuntime implements ConfigSink {
 
   constructor(deps: RuntimeDeps) {
     this.#deps = { ...deps, pools: new PoolStore(deps.dispatcherFactory ?? defaultDispatcher, egressRoute) };
+    deps.metrics.scrape.rateLimits = () => this.#rateLimits();
   }
 
   /** connection pools open now (one per origin) */
@@ -112,6 +118,19 @@ export class ProxyRuntime implements ConfigSink {
     this.lastRejection = { at: this.#deps.clock.wallNow(), source, message: error.message };
     this.#deps.metrics.configReloads.labels(source.split(':')[0]!, 'rejected').inc();
     this.#deps.log.error({ source, document: error.document, path: error.path, reason: error.reason }, `config rejected, last good config keeps serving: ${error.message}`);
+  }
+
+  /** breakwater_ratelimit_available, at scrape time: what each limited endpoint could admit now */
+  *#rateLimits(): Iterable<readonly [upstream: string, endpoint: string, bucket: 'requests' | 'tokens', available: number]> {
+    const now = this.#deps.clock.now();
+    for (const e of this.#endpoints.values()) {
+      const limiter = e.gate.limiter;
+      if (!limiter) continue;
+      for (const bucket of ['requests', 'tokens'] as const) {
+        const available = limiter.available(bucket, now);
+        if (available !== undefined) yield [e.upstream, e.name, bucket, available] as const;
+      }
+    }
   }
 
   /** closes every pool (shutdown) */

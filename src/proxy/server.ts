@@ -21,6 +21,7 @@ import { refuse } from './guard.ts';
 import { requestHeaders } from './headers.ts';
 import { edgeLimits, proxyServerOptions, type EdgeLimits } from './limits.ts';
 import type { ProxyRuntime } from './runtime.ts';
+import { estimateOutputTokens, estimatePromptTokens } from './ratelimit.ts';
 
 /**
  * Request ids: a random prefix per process (so ids from replicas do not collide in a log store)
@@ -274,6 +275,8 @@ export class ProxyServer {
     const model = typeof json?.model === 'string' ? json.model : undefined;
     const kind = pathKind(normalized);
     const now = clock.now();
+    // the rate limits' estimate, once: the prompt from the body's size (declared, when streamed through)
+    const estimatedPromptTokens = estimatePromptTokens(Buffer.isBuffer(body) ? body.length : Number(req.headers['content-length']) || 0);
     const proxyReq: ProxyRequest = {
       requestId,
       upstream,
@@ -296,6 +299,8 @@ export class ProxyServer {
       streaming: json?.stream === true,
       startedAt: started,
       priority,
+      estimatedTokens: estimatedPromptTokens + estimateOutputTokens(json, kind),
+      estimatedPromptTokens,
     };
     if (upstream.cache) {
       const consulted = upstream.cache.consult(proxyReq, req.headers);

@@ -15,6 +15,8 @@ export interface ScrapeSources {
   availableEndpoints?(): Iterable<readonly [upstream: string, available: number]>;
   /** when the last config was rejected (seconds since the epoch), if ever */
   lastRejected?(): number | undefined;
+  /** per rate-limited endpoint and bucket (requests, tokens): what it could admit now */
+  rateLimits?(): Iterable<readonly [upstream: string, endpoint: string, bucket: string, available: number]>;
 }
 
 export function createMetrics(registry = new Registry()) {
@@ -89,6 +91,18 @@ export function createMetrics(registry = new Registry()) {
         if (!source) return;
         this.reset();
         for (const [upstream, available] of source()) this.labels(upstream).set(available);
+      },
+    }),
+    rateLimitAvailable: new Gauge({
+      name: 'breakwater_ratelimit_available',
+      help: 'What a rate-limited endpoint could admit now (requests or tokens): its own limit (rateLimit) less the last minute, or the provider\'s reported quota when lower',
+      labelNames: ['upstream', 'endpoint', 'bucket'] as const,
+      registers: [registry],
+      collect() {
+        const source = scrape.rateLimits;
+        if (!source) return;
+        this.reset();
+        for (const [upstream, endpoint, bucket, available] of source()) this.labels(upstream, endpoint, bucket).set(available);
       },
     }),
     ready: new Gauge({

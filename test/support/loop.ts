@@ -188,7 +188,8 @@ export interface LoopRig {
   pools(): number;
   /** runs one request through the loop; `appSignal` to play the app going away */
   /** `json` replaces the parsed body as it is (its getters run only when the loop reads it) */
-  run(options?: { model?: string; headers?: Record<string, string>; appSignal?: AbortSignal; json?: Record<string, unknown>; priority?: Priority }): Promise<Answer | GiveUp>;
+  /** `estimatedTokens`: the request's cost for the rate limits (default 100, 10 of them prompt) */
+  run(options?: { model?: string; headers?: Record<string, string>; appSignal?: AbortSignal; json?: Record<string, unknown>; priority?: Priority; estimatedTokens?: number }): Promise<Answer | GiveUp>;
   endpoint(name: string): ReturnType<UpstreamRuntime['endpoints']['at']> & object;
   /** breakwater_upstream_attempts_total by result, as scraped */
   attemptCounts(): Promise<Record<string, number>>;
@@ -244,6 +245,8 @@ export function loopRig(doc: UpstreamDocument, script: Script, random: () => num
         validate: u.config.validate,
         startedAt: performance.now(),
         priority: options.priority ?? 'normal',
+        estimatedTokens: options.estimatedTokens ?? 100,
+        estimatedPromptTokens: 10,
       };
       return runAttempts(req, { clock: systemClock, log: silentLogger, metrics, random });
     },

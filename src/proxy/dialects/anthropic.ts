@@ -10,6 +10,7 @@ const TYPE: Record<OwnErrorKind, string> = {
   budget_exhausted: 'overloaded_error',
   queue_full: 'rate_limit_error',
   queue_timeout: 'rate_limit_error',
+  rate_limited: 'rate_limit_error',
   deadline_exceeded: 'timeout_error',
   upstream_unavailable: 'api_error',
   upstream_timeout: 'timeout_error',

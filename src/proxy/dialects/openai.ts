@@ -11,6 +11,7 @@ const TYPE: Record<OwnErrorKind, string> = {
   budget_exhausted: 'server_error',
   queue_full: 'rate_limit_exceeded',
   queue_timeout: 'rate_limit_exceeded',
+  rate_limited: 'rate_limit_exceeded',
   deadline_exceeded: 'timeout',
   upstream_unavailable: 'server_error',
   upstream_timeout: 'timeout',

@@ -16,6 +16,8 @@ export type OwnErrorKind =
   | 'queue_full'
   /** every endpoint stayed at its limit until the queue's maxWait or the deadline (429) */
   | 'queue_timeout'
+  /** every endpoint that could serve is at its client-side rate limit (429, Retry-After: until one has room) */
+  | 'rate_limited'
   | 'deadline_exceeded'
   | 'upstream_unavailable'
   | 'upstream_timeout'
