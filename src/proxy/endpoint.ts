@@ -10,6 +10,7 @@ import type { Breaker, BreakerState, Ticket, Transition } from './breaker.ts';
 import { ACCOUNT_HOLD_MS, EndpointGate } from './gate.ts';
 import type { DispatcherFactory, Pool, PoolLease, PoolStore } from './pools.ts';
 import type { Outcome, OutcomeKind } from './outcome.ts';
+import { LatencyEwma } from './select.ts';
 
 export { ACCOUNT_HOLD_MS };
 
@@ -47,6 +48,8 @@ export class EndpointRuntime {
   readonly gate: EndpointGate;
   #pool: PoolLease;
   inflight = 0;
+  /** peak-EWMA of the time to first byte, for balance: leastLatency (select.ts); kept across swaps */
+  readonly latency: LatencyEwma;
   /** removed by a config swap: requests still running on an older snapshot must skip it */
   retired = false;
   #connectMs: number;
@@ -64,6 +67,7 @@ export class EndpointRuntime {
     this.#connectMs = timeouts.connectMs;
     this.#pool = deps.pools.acquire(config, this.#connectMs);
     this.#breakerKey = breaker.key;
+    this.latency = new LatencyEwma(deps.clock);
     this.gate = new EndpointGate(breaker, deps.clock, (t) => this.#onTransition(t), deps.random);
     this.inflightGauge = deps.metrics.inflight.labels(upstream, config.name);
     this.ttfb = deps.metrics.ttfb.labels(upstream, config.name);
@@ -147,6 +151,7 @@ export class EndpointRuntime {
       hold,
       modelHolds,
       inflight: this.inflight,
+      ttfbEwmaMs: Math.round(this.latency.value()),
     };
   }
 
