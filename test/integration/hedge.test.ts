@@ -3,6 +3,7 @@
 // fake sees its request end) and never charged to A's breaker. A stream is hedged until its
 // first content event, not its headers. Hedges draw from the retry budget: once the reserve is
 // spent, requests wait for A and B sees no more of them.
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startRig, waitFor, type Rig, type UpstreamDef } from '../support/rig.ts';
@@ -14,6 +15,7 @@ afterEach(async () => {
   rig = undefined;
 });
 
+/** A at priority 0, B at priority 1; `shaping`: issue 10's fields (the rig's UpstreamDef names only the older ones) */
 function pair(a: FakeProvider, b: FakeProvider, shaping: Record<string, unknown>, retry?: Record<string, unknown>): UpstreamDef {
   return {
     name: 'openai',
@@ -63,20 +65,24 @@ describe('hedging', () => {
     expect(onA).toEqual({ cancelled: 3 });
   });
 
-  it('hedges a stream whose headers came but whose first content event did not', { timeout: 30_000 }, async () => {
-    rig = await startRig({ fakes: 2, upstreams: ([a, b]) => [pair(a!, b!, { hedge: { after: '200ms' } })] });
+  it('hedges a stream whose headers and opening events came but whose first content event did not', { timeout: 30_000 }, async () => {
+    // Anthropic: message_start and content_block_start go out at once and do not commit; the first text delta is 5 s late on A
+    rig = await startRig({ fakes: 2, upstreams: ([a, b]) => [{ ...pair(a!, b!, { hedge: { after: '200ms' } }), name: 'anthropic', api: 'anthropic' }] });
     const [a, b] = rig.fakes;
-    a!.setFault({ fault: 'none', delayMs: 5_000 }); // SSE headers at once, the first event after 5 s
-    const { data: stream, response } = await client(rig)
-      .chat.completions.create({ model: 'gpt-4.1', messages: [{ role: 'user', content: 'hi' }], stream: true })
+    a!.setFault({ fault: 'none', delayMs: 5_000 });
+    const anthropic = new Anthropic({ baseURL: `${rig.base}/anthropic`, apiKey: 'sk-ant-app', timeout: 20_000 });
+    const started = Date.now();
+    const { data: stream, response } = await anthropic.messages
+      .create({ model: 'claude-sonnet-4-5', max_tokens: 100, stream: true, messages: [{ role: 'user', content: 'hi' }] })
       .withResponse();
     let text = '';
-    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    for await (const event of stream) if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') text += event.delta.text;
     expect(text.length).toBeGreaterThan(0);
+    expect(Date.now() - started).toBeLessThan(4_000); // A's first delta would have taken 5 s
     expect(response.headers.get('x-breakwater-endpoint')).toBe('b');
     expect(b!.stats().requests).toBe(1);
     await waitFor(() => a!.stats().inflight === 0, "A's stream aborted");
-    expect(rig.endpoint('openai', 'a').breaker.window().failures).toBe(0);
+    expect(rig.endpoint('anthropic', 'a').breaker.window().failures).toBe(0);
   });
 
   it('stops hedging when the retry budget is spent: after the reserve, requests wait for the slow endpoint', { timeout: 30_000 }, async () => {
