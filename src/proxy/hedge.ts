@@ -122,7 +122,7 @@ class Race {
           if (running.hedge) this.#req.upstream.hedges.won.inc();
           return this.#end(running, result);
         }
-        if (running.hedge) this.#req.upstream.hedges.failed.inc();
+        if (running.hedge) this.#req.upstream.hedges[result.outcome.kind === 'cancelled' ? 'lost' : 'failed'].inc();
         if (this.#running.length > 0 && retryDecision(result.outcome) === 'failover') {
           // another attempt of this request is still running: this failure is its endpoint's, not the request's
           running.attempt.settle(result.outcome);

@@ -94,6 +94,23 @@ describe('hedging', () => {
     expect((await p).kind).not.toBe('answer');
   });
 
+  it('ends the race at once when the app goes away: every attempt is cancelled, none charged', async () => {
+    const rig = loopRig(hedged(), () => 'hang');
+    const app = new AbortController();
+    const p = rig.run({ appSignal: app.signal });
+    await vi.advanceTimersByTimeAsync(250);
+    expect(rig.dispatchers.get('e1')!.calls).toBe(1);
+    app.abort();
+    expect(await p).toEqual({ kind: 'cancelled' });
+    await vi.advanceTimersByTimeAsync(0);
+    for (const name of ['e0', 'e1']) {
+      expect(rig.endpoint(name).inflight).toBe(0);
+      expect(rig.dispatchers.get(name)!.inflight).toBe(0);
+      expect(rig.endpoint(name).breaker.window().failures).toBe(0);
+    }
+    expect(await rig.attemptCounts()).toEqual({ cancelled: 1 }); // keyed by result only: e0's and e1's series each read 1
+  });
+
   it('is off by default: a stalled attempt waits for its own timeout', async () => {
     const rig = loopRig(upstream({ timeouts: { firstByte: '1s', response: '1s' }, retry: { maxAttempts: 1 } }), (e) => (e === 'e0' ? 'hang' : ok));
     const p = rig.run();
