@@ -13,7 +13,7 @@ afterEach(async () => {
 });
 
 const REQUESTS = 400;
-const FAST_MS = 25;
+const FAST_MS = 30;
 const SLOW_MS = 5 * FAST_MS;
 
 async function startPair(balance: 'weighted' | 'leastLatency', weights: { fast: number; slow: number }): Promise<Rig> {
@@ -53,11 +53,12 @@ async function drive(r: Rig, concurrency: number): Promise<void> {
 }
 
 describe('balance within one priority', () => {
-  it('leastLatency sends the 5× slower endpoint under 25 % of 400 requests, and no breaker opens', { timeout: 60_000 }, async () => {
+  it('leastLatency sends the 5× slower endpoint under 25 % of 400 requests, and no breaker opens', { timeout: 120_000 }, async () => {
     rig = await startPair('leastLatency', { fast: 100, slow: 100 });
-    // two at a time: the fast endpoint with one request of its own (cost 2 × its estimate) still
-    // beats an idle slow one (5 ×), with room for the shared machine's noise
-    await drive(rig, 2);
+    // one at a time: the estimates are peaks of recent answers, and on a busy machine the test
+    // process's own event-loop lag lands in them; one at a time, the fast endpoint loses its lead
+    // only while a lag spike over ~100 ms is its recent peak (in-flight counting has unit tests)
+    await drive(rig, 1);
     const [fast, slow] = rig.fakes.map((f) => f.stats().requests);
     expect(fast! + slow!).toBe(REQUESTS);
     expect(slow! / REQUESTS).toBeLessThan(0.25);
