@@ -66,10 +66,10 @@ describe('hedging', () => {
   });
 
   it('hedges a stream whose headers and opening events came but whose first content event did not', { timeout: 30_000 }, async () => {
-    // Anthropic: message_start and content_block_start go out at once and do not commit; the first text delta is 5 s late on A
+    // Anthropic: message_start and content_block_start go out at once and do not commit; the first text delta is 15 s late on A
     rig = await startRig({ fakes: 2, upstreams: ([a, b]) => [{ ...pair(a!, b!, { hedge: { after: '200ms' } }), name: 'anthropic', api: 'anthropic' }] });
     const [a, b] = rig.fakes;
-    a!.setFault({ fault: 'none', delayMs: 5_000 });
+    a!.setFault({ fault: 'none', delayMs: 15_000 });
     const anthropic = new Anthropic({ baseURL: `${rig.base}/anthropic`, apiKey: 'sk-ant-app', timeout: 20_000 });
     const started = Date.now();
     const { data: stream, response } = await anthropic.messages
@@ -78,7 +78,7 @@ describe('hedging', () => {
     let text = '';
     for await (const event of stream) if (event.type === 'content_block_delta' && event.delta.type === 'text_delta') text += event.delta.text;
     expect(text.length).toBeGreaterThan(0);
-    expect(Date.now() - started).toBeLessThan(4_000); // A's first delta would have taken 5 s
+    expect(Date.now() - started).toBeLessThan(10_000); // A's first delta would have taken 15 s
     expect(response.headers.get('x-breakwater-endpoint')).toBe('b');
     expect(b!.stats().requests).toBe(1);
     await waitFor(() => a!.stats().inflight === 0, "A's stream aborted");
@@ -92,7 +92,7 @@ describe('hedging', () => {
       upstreams: ([a, b]) => [pair(a!, b!, { hedge: { after: '100ms' } }, { budget: { ratio: 0, minPerSecond: 0.1 } })],
     });
     const [a, b] = rig.fakes;
-    a!.setFault({ fault: 'none', delayMs: 500 }); // slow, not failing: no failover, only hedges reach B
+    a!.setFault({ fault: 'none', delayMs: 1_500 }); // slow, not failing: no failover, only hedges reach B
     const openai = client(rig);
     const served: string[] = [];
     for (let i = 0; i < 5; i++) {
