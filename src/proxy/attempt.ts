@@ -18,8 +18,9 @@ import type { Metrics } from '../telemetry/metrics.ts';
 import type { Priority, Waiter } from './admission.ts';
 import type { OwnErrorKind } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
-import { bodyFor, targetsFor, type Target } from './fallback.ts';
-import { Attempt, forward, type AttemptRequest, type AttemptResult } from './forward.ts';
+import { targetsFor, type Target } from './fallback.ts';
+import { Attempt, type AttemptRequest, type AttemptResult } from './forward.ts';
+import { attemptWithHedges } from './hedge.ts';
 import type { Availability } from './gate.ts';
 import { describeOutcome, retryDecision, type Outcome } from './outcome.ts';
 import { ANY_REQUEST, type Cost } from './ratelimit.ts';
@@ -94,6 +95,7 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
   /** "endpoint key \n model" pairs this request has tried */
   const tried = new Set<string>();
   let attempts = 0;
+  let hedges = 0;
   let waits = 0;
   let last: Failure | undefined;
   let budgetSpent = false;
@@ -133,13 +135,17 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
           log.warn({ upstream: upstream.config.name, requestId: req.requestId, from: req.model, to: target.model }, 'falling back to a smaller model');
         }
         attempts++;
-        const attempt = new Attempt(endpoint, upstream.configOf(endpoint), admission.ticket, target.model, { requestId: req.requestId, retry }, clock, req.deadline, req.appSignal);
+        let attempt = new Attempt(endpoint, upstream.configOf(endpoint), admission.ticket, target.model, { requestId: req.requestId, retry }, clock, req.deadline, req.appSignal);
         attempt.reservation = admission.reservation;
         const sent = performance.now();
         let result: AttemptResult;
         try {
           const cap = attempts < maxAttempts && otherTargetLeft(upstream, targets, tried, now) ? Math.max(0, (req.deadline - now) * FAILOVER_SHARE) : Infinity;
-          result = await forward(attempt, req, bodyFor(req, endpoint, target), clock, cap);
+          const extraLeft = Math.min((upstream.config.hedge?.maxExtra ?? 0) - hedges, maxAttempts - attempts);
+          const raced = await attemptWithHedges(attempt, req, target, { clock, log, random, cap, extraLeft, tried });
+          ({ attempt, result } = raced); // a hedge may have answered: its attempt decides
+          attempts += raced.extra;
+          hedges += raced.extra;
         } catch (err) {
           // a bug or a rewrite that threw: this attempt is Breakwater's failure, recorded once
           log.error({ err, upstream: upstream.config.name, endpoint: endpoint.name, requestId: req.requestId }, 'attempt failed inside breakwater');
@@ -153,10 +159,10 @@ export async function runAttempts(req: ProxyRequest, deps: LoopDeps): Promise<An
         attempt.settle(result.outcome);
         const decision = retryDecision(result.outcome);
         if (decision === 'cancelled') return { kind: 'cancelled' };
-        last = { endpoint, outcome: result.outcome, response: result.response };
+        last = { endpoint: attempt.endpoint, outcome: result.outcome, response: result.response };
         const more = req.retryable && decision === 'failover' && attempts < maxAttempts;
         log.info(
-          { upstream: upstream.config.name, endpoint: endpoint.name, requestId: req.requestId, model: target.model, attempt: attempts, outcome: describeOutcome(result.outcome) },
+          { upstream: upstream.config.name, endpoint: attempt.endpoint.name, requestId: req.requestId, model: target.model, attempt: attempts, outcome: describeOutcome(result.outcome) },
           more ? 'attempt failed: failing over' : 'attempt failed: no attempts left',
         );
         if (!more) break passes;

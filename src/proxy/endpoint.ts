@@ -11,6 +11,7 @@ import { ACCOUNT_HOLD_MS, EndpointGate } from './gate.ts';
 import { HealthProbe } from './health.ts';
 import type { DispatcherFactory, Pool, PoolLease, PoolStore } from './pools.ts';
 import type { Outcome, OutcomeKind } from './outcome.ts';
+import { LatencyEwma } from './select.ts';
 
 export { ACCOUNT_HOLD_MS };
 
@@ -52,6 +53,8 @@ export class EndpointRuntime {
   readonly health: HealthProbe;
   #pool: PoolLease;
   inflight = 0;
+  /** peak-EWMA of the time to first byte, for balance: leastLatency (select.ts); kept across swaps */
+  readonly latency: LatencyEwma;
   /** removed by a config swap: requests still running on an older snapshot must skip it */
   retired = false;
   #connectMs: number;
@@ -69,6 +72,7 @@ export class EndpointRuntime {
     this.#connectMs = timeouts.connectMs;
     this.#pool = deps.pools.acquire(config, this.#connectMs);
     this.#breakerKey = breaker.key;
+    this.latency = new LatencyEwma(deps.clock);
     this.gate = new EndpointGate(breaker, deps.clock, (t) => this.#onTransition(t), deps.random);
     this.health = new HealthProbe(this, deps);
     this.gate.slots.reconfigure(config.maxConcurrent);
@@ -160,6 +164,7 @@ export class EndpointRuntime {
       healthCheck: this.health.describe(),
       slots: this.gate.slots.describe(),
       rateLimit: this.gate.limiter?.describe(now) ?? null,
+      ttfbEwmaMs: Math.round(this.latency.value()),
     };
   }
 

@@ -8,7 +8,9 @@ import { DIALECTS, type DialectRules } from './dialects/index.ts';
 import type { UpstreamCache } from './cache.ts';
 import type { AdmissionQueue } from './admission.ts';
 import type { EndpointRuntime } from './endpoint.ts';
+import { hedgeCounters, type HedgeCounters } from './hedge.ts';
 import type { RetryBudget } from './retry.ts';
+import { groupByPriority, orderEndpoints } from './select.ts';
 
 export class UpstreamRuntime {
   readonly config: UpstreamConfig;
@@ -27,6 +29,8 @@ export class UpstreamRuntime {
     overhead: { observe(v: number): void };
     budgetExhausted: { inc(): void };
   };
+  /** breakwater_hedges_total by result, bound once */
+  readonly hedges: HedgeCounters;
   /** label children bound once per label value, so a request allocates no label objects */
   readonly #requests = new Map<string, { inc(): void }>();
   readonly #retries = new Map<string, { inc(): void }>();
@@ -43,12 +47,7 @@ export class UpstreamRuntime {
     this.dialect = DIALECTS[config.api];
     this.endpoints = endpoints;
     this.budget = budget;
-    const groups: EndpointRuntime[][] = [];
-    for (const e of endpoints) {
-      const last = groups.at(-1);
-      if (last && last[0]!.config.priority === e.config.priority) last.push(e);
-      else groups.push([e]);
-    }
+    const groups = groupByPriority(endpoints);
     this.#groups = groups;
     this.#weighted = groups.some((g) => g.length > 1);
     this.#metrics = metrics;
@@ -57,6 +56,7 @@ export class UpstreamRuntime {
       overhead: metrics.overhead.labels(config.name),
       budgetExhausted: metrics.retryBudgetExhausted.labels(config.name),
     };
+    this.hedges = hedgeCounters(metrics, config.name);
   }
 
   /** the endpoint's config as this snapshot compiled it (never a later reload's) */
@@ -84,28 +84,9 @@ export class UpstreamRuntime {
     child.inc();
   }
 
-  /** Endpoints in the order this request tries them: by priority, weighted-random within one. */
+  /** Endpoints in the order this request tries them: by priority, then by `balance` within one (select.ts). */
   order(random: () => number = Math.random): readonly EndpointRuntime[] {
     if (!this.#weighted) return this.endpoints;
-    const out: EndpointRuntime[] = [];
-    for (const group of this.#groups) {
-      if (group.length === 1) {
-        out.push(group[0]!);
-        continue;
-      }
-      const pool = [...group];
-      while (pool.length > 0) {
-        let total = 0;
-        for (const e of pool) total += e.config.weight;
-        let pick = random() * total;
-        let i = 0;
-        for (; i < pool.length - 1; i++) {
-          pick -= pool[i]!.config.weight;
-          if (pick < 0) break;
-        }
-        out.push(pool.splice(i, 1)[0]!);
-      }
-    }
-    return out;
+    return orderEndpoints(this.#groups, this.config.balance, random);
   }
 }

@@ -46,6 +46,7 @@ export function createMetrics(registry = new Registry()) {
     retries: new BoundCounter({ name: 'breakwater_retries_total', help: 'Attempts after the first, by the previous attempt\'s outcome', labelNames: ['upstream', 'reason'] as const, registers: [registry] }),
     retryBudgetExhausted: new BoundCounter({ name: 'breakwater_retry_budget_exhausted_total', help: 'Retries refused because the retry budget was spent', labelNames: ['upstream'] as const, registers: [registry] }),
     fallbacks: new BoundCounter({ name: 'breakwater_fallbacks_total', help: 'Requests moved to a fallback model', labelNames: ['upstream', 'from_model', 'to_model'] as const, registers: [registry] }),
+    hedges: new BoundCounter({ name: 'breakwater_hedges_total', help: 'Hedged attempts: started, won (answered first), lost (cancelled), failed; budget_exhausted: a hedge not started for lack of retry budget', labelNames: ['upstream', 'result'] as const, registers: [registry] }),
     inflight: new BoundGauge({ name: 'breakwater_inflight_requests', help: 'Attempts in flight per endpoint', labelNames: ['upstream', 'endpoint'] as const, registers: [registry] }),
     tokens: new BoundCounter({ name: 'breakwater_tokens_total', help: 'Tokens reported by providers', labelNames: ['upstream', 'endpoint', 'kind'] as const, registers: [registry] }),
     // not per request: a probe every interval per open endpoint, so prom-client's own Counter
