@@ -43,6 +43,8 @@ export interface ProxyOptions {
   readiness?: ReadinessPolicy;
   /** default 10 s */
   unreadyAfterMs?: number;
+  /** prom-client's event-loop lag metrics (a 10 ms sampling timer); off by default */
+  eventLoopMetrics?: boolean;
 }
 
 export interface RunningProxy {
@@ -60,7 +62,7 @@ export interface RunningProxy {
 /** Throws ConfigError when the config file is invalid at start. */
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const clock = options.clock ?? systemClock;
-  const metrics = options.metrics ?? createMetrics();
+  const metrics = options.metrics ?? createMetrics(undefined, { eventLoop: options.eventLoopMetrics });
   if (process.env.BREAKWATER_METRICS === 'off') disableMetricUpdates(metrics);
   const runtime = new ProxyRuntime({ clock, log: options.log, metrics });
   // the admin server starts first, so /readyz answers 503 until the first config is applied

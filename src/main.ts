@@ -26,7 +26,8 @@ async function proxy(argv: string[]): Promise<void> {
   const source: SourceOptions = flags.kubernetes
     ? { kind: 'kubernetes', namespace: flags.namespace ?? serviceAccountNamespace() ?? 'default', kubeconfig: flags.kubeconfig ?? process.env.KUBECONFIG }
     : { kind: 'file', path: String(flags.config) };
-  const running = await startProxy({ source, listen, drainMs, log, admin, readiness, unreadyAfterMs, maxBufferedBytes, limits: { maxConnections } });
+  const eventLoopMetrics = flags['event-loop-metrics'];
+  const running = await startProxy({ source, listen, drainMs, log, admin, readiness, unreadyAfterMs, maxBufferedBytes, limits: { maxConnections }, eventLoopMetrics });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -14,6 +14,7 @@ import type { ProxyRuntime } from '../proxy/runtime.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { dashboardCsp, dashboardHtml, newNonce } from './dashboard.ts';
+import { Heartbeat } from './heartbeat.ts';
 import { Liveness, type LivenessOptions } from './liveness.ts';
 import { isLoopbackAddress, hostAllowed, originAllowed } from './peer.ts';
 import { Readiness, type ReadinessPolicy } from './readiness.ts';
@@ -30,6 +31,8 @@ export interface AdminOptions {
   /** default 10 s */
   unreadyAfterMs?: number;
   liveness?: LivenessOptions;
+  /** the period of the one background ticker (liveness, the dashboard sampler, readiness's backstop); default HEARTBEAT_MS */
+  heartbeatMs?: number;
   /** recent error rate/latency window for the dashboard; default 60 s, sampled every 5 s */
   recent?: { windowMs?: number; sampleEveryMs?: number };
   /** dashboard refresh; default 2 s */
@@ -174,6 +177,7 @@ export function createAdminApp(options: AdminOptions, parts: { readiness: Readin
 /** Starts the admin server and the probes' background work; metrics' scrape-time gauges read from it. */
 export async function startAdmin(options: AdminOptions, listen: { host: string; port: number }): Promise<RunningAdmin> {
   const clock = options.clock ?? systemClock;
+  const heartbeat = new Heartbeat(clock, options.heartbeatMs, (err) => options.log.error({ err }, 'admin: a background check failed'));
   const readiness = new Readiness({
     runtime: options.runtime,
     clock,
@@ -181,8 +185,9 @@ export async function startAdmin(options: AdminOptions, listen: { host: string; 
     metrics: options.metrics,
     policy: options.readiness ?? 'breakers',
     unreadyAfterMs: options.unreadyAfterMs ?? 10_000,
+    heartbeat,
   });
-  const liveness = new Liveness(options.liveness);
+  const liveness = new Liveness(heartbeat, options.liveness);
   const recent = new RecentStats(options.metrics, { ...options.recent, now: () => clock.now() });
   const app = createAdminApp(options, { readiness, liveness, recent });
 
@@ -216,7 +221,8 @@ export async function startAdmin(options: AdminOptions, listen: { host: string; 
   });
   liveness.start();
   readiness.start();
-  await recent.start();
+  await recent.start(heartbeat);
+  heartbeat.start();
   options.log.info({ admin: `${listen.host}:${port}`, readiness: readiness.policy, unreadyAfterMs: readiness.unreadyAfterMs }, 'admin server listening');
 
   let closing: Promise<void> | undefined;
@@ -227,6 +233,7 @@ export async function startAdmin(options: AdminOptions, listen: { host: string; 
     shutdown: () => readiness.shutdown(),
     close() {
       closing ??= new Promise<void>((resolve) => {
+        heartbeat.stop();
         readiness.stop();
         liveness.stop();
         recent.stop();

@@ -5,6 +5,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import express from 'express';
+import { systemClock } from '../clock.ts';
+import { Heartbeat } from '../admin/heartbeat.ts';
 import { Liveness } from '../admin/liveness.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { ControllerMetrics } from '../telemetry/metrics.ts';
@@ -21,7 +23,8 @@ export class ProbeServer implements Runnable {
   readonly #listen: { host: string; port: number };
   readonly #log: Logger;
   readonly #checks: ReadyCheck[] = [];
-  readonly #liveness = new Liveness();
+  readonly #heartbeat = new Heartbeat(systemClock);
+  readonly #liveness = new Liveness(this.#heartbeat);
   readonly #sockets = new Set<Socket>();
   readonly #server: Server;
   #shuttingDown = false;
@@ -85,10 +88,12 @@ export class ProbeServer implements Runnable {
       });
     });
     this.#liveness.start();
+    this.#heartbeat.start();
     this.#log.info({ admin: `${this.#listen.host}:${this.port}` }, 'controller admin server listening');
   }
 
   async stop(): Promise<void> {
+    this.#heartbeat.stop();
     this.#liveness.stop();
     await new Promise<void>((resolve) => {
       this.#server.close(() => resolve());

@@ -63,6 +63,11 @@ export class EndpointGate {
     this.breaker = new Breaker(config, this.#clock, this.#onTransition, state, this.#random);
   }
 
+  /** when the endpoint-wide hold ends (0 without one): readiness watches it change */
+  get holdUntil(): number {
+    return this.#hold?.until ?? 0;
+  }
+
   /** a new key deserves a new chance */
   keyRotated(): void {
     this.#hold = undefined;
