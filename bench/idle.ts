@@ -10,7 +10,8 @@
 // wake too): CPU from /proc/<pid>/task/*/schedstat (nanoseconds on CPU; utime+stime from
 // /proc/<pid>/stat, 10 ms ticks, is shown beside it), wake-ups as voluntary context switches
 // (a thread that sleeps and is woken: timers, epoll) from /proc/<pid>/task/*/status, also for
-// the main thread alone, and VmRSS at the end. The config has one endpoint that is never called.
+// the main thread alone, VmRSS at the end, and the V8 heap from the proxy's /metrics after the
+// window. The config has one endpoint that is never called.
 import { readdirSync, readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,6 +110,9 @@ async function main(): Promise<void> {
     const ticks1 = cpuTicks(proxy.pid);
     const elapsedS = (performance.now() - t0) / 1000;
     const { rssKb } = memoryKb(proxy.pid);
+    // the V8 heap's share of it, from the proxy's own /metrics (read after the window: a scrape wakes it)
+    const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
     const perS = (n: number) => n / elapsedS;
     const result = {
       command: `${BIN} ${args.join(' ')}`,
@@ -120,6 +124,8 @@ async function main(): Promise<void> {
       mainThreadWakeupsPerS: Math.round(perS(b.mainVoluntary - a.mainVoluntary) * 10) / 10,
       involuntaryPerS: Math.round(perS(b.involuntary - a.involuntary) * 10) / 10,
       rssMb: Math.round(rssKb / 102.4) / 10,
+      heapUsedMb: Math.round(gauge('breakwater_process_nodejs_heap_size_used_bytes') / 1e5) / 10,
+      heapTotalMb: Math.round(gauge('breakwater_process_nodejs_heap_size_total_bytes') / 1e5) / 10,
     };
     console.log(JSON.stringify(result, null, 2));
   } finally {
