@@ -49,9 +49,11 @@ unit: deps
 
 crd: deps
 	$(NODE) hack/gen-crd.ts
+	$(NODE) hack/gen-check.ts
 
 crd-check: deps
 	$(NODE) hack/gen-crd.ts --check
+	$(NODE) hack/gen-check.ts --check
 
 bench: deps
 	$(NODE) bench/run.ts

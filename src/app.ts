@@ -45,6 +45,8 @@ export interface ProxyOptions {
   unreadyAfterMs?: number;
   /** test hook, never set in production: the rate limits' window (default one minute; see RuntimeDeps) */
   rateLimitWindowMs?: number;
+  /** prom-client's event-loop lag metrics (a 10 ms sampling timer); off by default */
+  eventLoopMetrics?: boolean;
 }
 
 export interface RunningProxy {
@@ -62,7 +64,7 @@ export interface RunningProxy {
 /** Throws ConfigError when the config file is invalid at start. */
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const clock = options.clock ?? systemClock;
-  const metrics = options.metrics ?? createMetrics();
+  const metrics = options.metrics ?? createMetrics(undefined, { eventLoop: options.eventLoopMetrics });
   if (process.env.BREAKWATER_METRICS === 'off') disableMetricUpdates(metrics);
   const runtime = new ProxyRuntime({ clock, log: options.log, metrics, rateLimitWindowMs: options.rateLimitWindowMs });
   // the admin server starts first, so /readyz answers 503 until the first config is applied

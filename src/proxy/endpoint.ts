@@ -43,6 +43,8 @@ export interface EndpointDeps {
   random?: () => number;
   /** the rate limits' window (ratelimit.ts WINDOW_MS, a minute); tests only shorten it */
   rateLimitWindowMs?: number;
+  /** the gate changed in a way readiness must see: a breaker transition, or an endpoint hold set or extended */
+  onGateChange?: (endpoint: EndpointRuntime) => void;
 }
 
 export class EndpointRuntime {
@@ -129,7 +131,9 @@ export class EndpointRuntime {
     this.#count(outcome.kind);
     // by value: a reload that keeps the key compiles a new config object for it
     const currentKey = ctx.authUsed === undefined ? this.config.auth === undefined : ctx.authUsed.value.equals(this.config.auth?.value);
+    const heldUntil = this.gate.holdUntil;
     this.gate.record(ticket, outcome, model, { maxRetryAfterMs: ctx.maxRetryAfterMs, respectRetryAfter: ctx.respectRetryAfter, currentKey });
+    if (this.gate.holdUntil !== heldUntil) this.#deps.onGateChange?.(this);
     if (outcome.kind === 'account' && currentKey) {
       this.#deps.log.error(
         { upstream: this.upstream, endpoint: this.name, requestId: ctx.requestId, status: outcome.status, reason: outcome.reason, holdSeconds: ACCOUNT_HOLD_MS / 1000 },
@@ -200,6 +204,7 @@ export class EndpointRuntime {
     const fields = { upstream: this.upstream, endpoint: this.name, from: t.from, to: t.to, reason: t.reason };
     if (t.to === 'open') log.warn(fields, 'breaker opened');
     else log.info(fields, t.to === 'closed' ? 'breaker closed' : 'breaker half-open');
+    this.#deps.onGateChange?.(this);
   }
 
   #publishState(current: BreakerState['kind']): void {

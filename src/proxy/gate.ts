@@ -90,6 +90,11 @@ export class EndpointGate {
     else this.limiter = new RateLimiter(config, windowMs);
   }
 
+  /** when the endpoint-wide hold ends (0 without one): readiness watches it change */
+  get holdUntil(): number {
+    return this.#hold?.until ?? 0;
+  }
+
   /** a new key deserves a new chance */
   keyRotated(): void {
     this.#hold = undefined;

@@ -42,12 +42,16 @@ export class ProxyRuntime implements ConfigSink {
   #budgets = new Map<string, RetryBudget>();
   #caches = new Map<string, UpstreamCache>();
   #queues = new Map<string, AdmissionQueue>();
-  #deps: RuntimeDeps & { pools: PoolStore };
+  #deps: RuntimeDeps & { pools: PoolStore; onGateChange: (endpoint: EndpointRuntime) => void };
   #listeners: ((s: Snapshot) => void)[] = [];
+  #gateListeners = new Set<(endpoint: EndpointRuntime) => void>();
   lastRejection: { at: number; source: string; message: string } | undefined;
 
   constructor(deps: RuntimeDeps) {
-    this.#deps = { ...deps, pools: new PoolStore(deps.dispatcherFactory ?? defaultDispatcher, egressRoute) };
+    const onGateChange = (endpoint: EndpointRuntime) => {
+      for (const listener of this.#gateListeners) listener(endpoint);
+    };
+    this.#deps = { ...deps, pools: new PoolStore(deps.dispatcherFactory ?? defaultDispatcher, egressRoute), onGateChange };
     deps.metrics.scrape.rateLimits = () => this.#rateLimits();
   }
 
@@ -63,6 +67,15 @@ export class ProxyRuntime implements ConfigSink {
 
   onApply(listener: (s: Snapshot) => void): void {
     this.#listeners.push(listener);
+  }
+
+  /**
+   * Breaker transitions and endpoint holds, as they happen (readiness follows them instead of
+   * polling). Returns the function that removes the listener.
+   */
+  onGateChange(listener: (endpoint: EndpointRuntime) => void): () => void {
+    this.#gateListeners.add(listener);
+    return () => void this.#gateListeners.delete(listener);
   }
 
   apply(configs: readonly UpstreamConfig[], source: string): void {

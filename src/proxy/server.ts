@@ -13,7 +13,7 @@ import { sendHit } from './cache.ts';
 import { commit, type RequestOutcome } from './commit.ts';
 import { openai } from './dialects/openai.ts';
 import { deadlineFor } from './retry.ts';
-import { normalizePath } from '../config/compile.ts';
+import { normalizePath } from '../config/lower.ts';
 import type { DialectRules, PathKind } from './dialects/types.ts';
 import { ByteBudget, DEFAULT_MAX_BUFFERED_BYTES } from './buffers.ts';
 import { sendGiveUp, sendOwnError } from './rescue.ts';

@@ -4,8 +4,9 @@
 // Bound* (bound.ts: a plain field increment), the rest are prom-client's own. A few gauges describe state rather than
 // events (readiness, available endpoints, the last rejected config): the admin side computes
 // them when /metrics is scraped, through `scrape` (see src/admin/server.ts).
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { BoundCounter, BoundGauge, BoundHistogram, BoundMetric } from './bound.ts';
+import { collectProcessMetrics, type ProcessMetricsOptions } from './process-metrics.ts';
 
 /** Scrape-time values, provided by the admin server once it runs (each optional). */
 export interface ScrapeSources {
@@ -19,8 +20,8 @@ export interface ScrapeSources {
   rateLimits?(): Iterable<readonly [upstream: string, endpoint: string, bucket: string, available: number]>;
 }
 
-export function createMetrics(registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
+export function createMetrics(registry = new Registry(), process: ProcessMetricsOptions = {}) {
+  collectProcessMetrics(registry, process);
   const scrape: ScrapeSources = {};
   const m = {
     scrape,
@@ -138,8 +139,8 @@ export function disableMetricUpdates(metrics: Metrics): void {
 export const INJECTION_RESULTS = ['injected', 'skipped', 'already_injected', 'error'] as const;
 
 /** The controller's own metrics (`breakwater controller`, on its --admin /metrics). */
-export function createControllerMetrics(registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
+export function createControllerMetrics(registry = new Registry(), process: ProcessMetricsOptions = {}) {
+  collectProcessMetrics(registry, process);
   const m = {
     registry,
     injections: new Counter({ name: 'breakwater_injections_total', help: 'Admission requests seen by the sidecar injector, by result', labelNames: ['result'] as const, registers: [registry] }),
