@@ -36,6 +36,7 @@
 // Reconfiguring a limit keeps what was spent in the last minute and applies the new limit to it
 // at once; a limit that is added starts empty, one that is removed is dropped. Provider
 // headers are mirrored only for endpoints with a `rateLimit` (see README, design notes).
+import type { BodyFields } from './scan.ts';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RateLimitConfig } from '../config/runtime.ts';
 import type { PathKind } from './dialects/types.ts';
@@ -52,7 +53,6 @@ export const BYTES_PER_TOKEN = 4;
 export const DEFAULT_OUTPUT_TOKENS = 1024;
 /** a larger `n` is not believed (the provider refuses it anyway) */
 const MAX_CHOICES = 128;
-const OUTPUT_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'] as const;
 
 /** What one request costs the limits; computed once per request (server.ts). ProxyRequest carries both. */
 export interface Cost {
@@ -69,23 +69,13 @@ export function estimatePromptTokens(bodyBytes: number): number {
   return Math.ceil(bodyBytes / BYTES_PER_TOKEN);
 }
 
-/**
- * The output a request may generate, from its parsed body. Kept to one small function so that a
- * scanner of the raw body can replace it when the hot path stops parsing whole bodies.
- */
-export function estimateOutputTokens(json: Record<string, unknown> | undefined, kind: PathKind): number {
+/** The output a request may generate, from the body's scanned fields (scan.ts): its cap times its choices. */
+export function estimateOutputTokens(fields: Pick<BodyFields, 'maxTokens' | 'n'> | undefined, kind: PathKind): number {
   if (kind !== 'generation') return 0;
-  if (json === undefined) return DEFAULT_OUTPUT_TOKENS;
-  let cap = DEFAULT_OUTPUT_TOKENS;
-  for (const field of OUTPUT_FIELDS) {
-    const v = json[field];
-    if (typeof v === 'number' && Number.isFinite(v) && v >= 0) {
-      cap = Math.ceil(v);
-      break;
-    }
-  }
-  const n = json.n;
-  return typeof n === 'number' && Number.isInteger(n) && n > 1 ? cap * Math.min(n, MAX_CHOICES) : cap;
+  const max = fields?.maxTokens;
+  const cap = max !== undefined && max >= 0 ? Math.ceil(max) : DEFAULT_OUTPUT_TOKENS;
+  const n = fields?.n;
+  return n !== undefined && Number.isInteger(n) && n > 1 ? cap * Math.min(n, MAX_CHOICES) : cap;
 }
 
 /**

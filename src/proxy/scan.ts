@@ -19,6 +19,8 @@ export interface BodyFields {
   /** max_tokens, max_completion_tokens or max_output_tokens, whichever comes last */
   maxTokens: number | undefined;
   temperature: number | undefined;
+  /** choices to generate (OpenAI `n`) */
+  n: number | undefined;
 }
 
 export type BodyScan =
@@ -36,7 +38,7 @@ const RBRACKET = 0x5d;
 const COMMA = 0x2c;
 const COLON = 0x3a;
 
-type Field = 'model' | 'stream' | 'background' | 'maxTokens' | 'temperature';
+type Field = 'model' | 'stream' | 'background' | 'maxTokens' | 'temperature' | 'n';
 
 const FIELDS: ReadonlyMap<string, Field> = new Map([
   ['model', 'model'],
@@ -46,6 +48,7 @@ const FIELDS: ReadonlyMap<string, Field> = new Map([
   ['max_completion_tokens', 'maxTokens'],
   ['max_output_tokens', 'maxTokens'],
   ['temperature', 'temperature'],
+  ['n', 'n'],
 ]);
 /** no key we read is longer: longer keys are never decoded */
 const LONGEST_KEY = 'max_completion_tokens'.length;
@@ -119,7 +122,7 @@ function tokenEnd(b: Buffer, start: number): number {
 }
 
 export function scanBody(b: Buffer): BodyScan {
-  const fields: BodyFields = { model: undefined, stream: false, background: false, maxTokens: undefined, temperature: undefined };
+  const fields: BodyFields = { model: undefined, stream: false, background: false, maxTokens: undefined, temperature: undefined, n: undefined };
   let i = 0;
   while (isSpace(b[i])) i++;
   if (i >= b.length) return { kind: 'malformed', reason: 'empty body' };
@@ -191,10 +194,22 @@ function setLiteral(fields: BodyFields, field: Field, token: string | undefined)
       fields.background = token === 'true';
       return;
     case 'maxTokens':
-    case 'temperature': {
+    case 'temperature':
+    case 'n': {
       const n = token === undefined || token === 'true' || token === 'false' || token === 'null' ? Number.NaN : Number(token);
       fields[field] = Number.isFinite(n) ? n : undefined;
       return;
     }
+  }
+}
+
+/** The whole body as an object (for a rewrite or a cache key), or why not. */
+export function parseObject(bytes: Buffer): { kind: 'object'; value: Record<string, unknown> } | { kind: 'invalid'; message: string } {
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return { kind: 'object', value: value as Record<string, unknown> };
+    return { kind: 'invalid', message: 'not a JSON object' };
+  } catch (err) {
+    return { kind: 'invalid', message: (err as Error).message };
   }
 }

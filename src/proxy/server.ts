@@ -19,6 +19,8 @@ import { ByteBudget, DEFAULT_MAX_BUFFERED_BYTES } from './buffers.ts';
 import { sendGiveUp, sendOwnError } from './rescue.ts';
 import { refuse } from './guard.ts';
 import { requestHeaders } from './headers.ts';
+import { parseObject, scanBody, type BodyFields } from './scan.ts';
+import type { UpstreamRuntime } from './upstream.ts';
 import { edgeLimits, proxyServerOptions, type EdgeLimits } from './limits.ts';
 import type { ProxyRuntime } from './runtime.ts';
 import { estimateOutputTokens, estimatePromptTokens } from './ratelimit.ts';
@@ -239,6 +241,7 @@ export class ProxyServer {
 
     let body: ProxyRequest['body'];
     let json: Record<string, unknown> | undefined;
+    let fields: BodyFields | undefined;
     let retryable = replayable;
     if (replayable && method !== 'GET' && method !== 'HEAD') {
       const read = await readBody(req, this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, this.#buffered, this.#limits.bodyIdleMs, clock);
@@ -260,19 +263,30 @@ export class ProxyServer {
         return done('rejected');
       }
       body = read.bytes;
-      const parsed = parseJsonBody(read.bytes, req.headers['content-type']);
-      if (parsed.kind === 'invalid') {
-        sendOwnError(res, dialect, 'invalid_request', `request body is not valid JSON: ${parsed.message}`, requestId);
-        return done('rejected');
+      if (looksJson(read.bytes, req.headers['content-type'])) {
+        // the fields the request path needs, without parsing the body (scan.ts)
+        const scan = scanBody(read.bytes);
+        if (scan.kind === 'malformed') {
+          sendOwnError(res, dialect, 'invalid_request', `request body is not valid JSON: ${scan.reason}`, requestId);
+          return done('rejected');
+        }
+        if (scan.kind === 'object') fields = scan.fields;
       }
-      json = parsed.kind === 'json' ? parsed.value : undefined;
+      if (fields && needsWholeBody(upstream, fields, pathKind(normalized), req.headers)) {
+        const parsed = parseObject(read.bytes);
+        if (parsed.kind === 'invalid') {
+          sendOwnError(res, dialect, 'invalid_request', `request body is not valid JSON: ${parsed.message}`, requestId);
+          return done('rejected');
+        }
+        json = parsed.value;
+      }
       // a background Responses call creates work on the provider: one attempt only
-      if (normalized === 'responses' && json?.background === true) retryable = false;
+      if (normalized === 'responses' && fields?.background === true) retryable = false;
     } else if (method !== 'GET' && method !== 'HEAD') {
       body = req; // streamed through unbuffered: one attempt
     }
 
-    const model = typeof json?.model === 'string' ? json.model : undefined;
+    const model = fields?.model;
     const kind = pathKind(normalized);
     const now = clock.now();
     // the rate limits' estimate, once: the prompt from the body's size (declared, when streamed through)
@@ -296,10 +310,10 @@ export class ProxyServer {
       timeouts: config.timeouts,
       dialect,
       validate: config.validate,
-      streaming: json?.stream === true,
+      streaming: fields?.stream === true,
       startedAt: started,
       priority,
-      estimatedTokens: estimatedPromptTokens + estimateOutputTokens(json, kind),
+      estimatedTokens: estimatedPromptTokens + estimateOutputTokens(fields, kind),
       estimatedPromptTokens,
     };
     if (upstream.cache) {
@@ -318,16 +332,19 @@ export class ProxyServer {
   }
 }
 
-type ParsedBody = { kind: 'json'; value: Record<string, unknown> } | { kind: 'other' } | { kind: 'invalid'; message: string };
-
-function parseJsonBody(bytes: Buffer, contentType: string | undefined): ParsedBody {
-  const looksJson = contentType === undefined ? bytes[0] === 0x7b : contentType.includes('json');
-  if (!looksJson || bytes.length === 0) return { kind: 'other' };
-  try {
-    const value: unknown = JSON.parse(bytes.toString('utf8'));
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? { kind: 'json', value: value as Record<string, unknown> } : { kind: 'other' };
-  } catch (err) {
-    return { kind: 'invalid', message: (err as Error).message };
-  }
+function looksJson(bytes: Buffer, contentType: string | undefined): boolean {
+  if (bytes.length === 0) return false;
+  return contentType === undefined ? bytes[0] === 0x7b : contentType.includes('json');
 }
 
+/**
+ * Whether this request's body must be parsed whole: a rewrite may happen (a fallback chain, or an
+ * endpoint that renames the model) or the cache keys it on its canonical form. Otherwise the
+ * scanned fields are all the request path reads, and the bytes go out as they came.
+ */
+function needsWholeBody(upstream: UpstreamRuntime, fields: BodyFields, kind: PathKind, headers: IncomingMessage['headers']): boolean {
+  const { model } = fields;
+  if (model !== undefined && kind === 'generation' && upstream.config.fallbacks.has(model) && headers['x-breakwater-fallback'] !== 'off') return true;
+  if (model !== undefined && upstream.renamesModel(model)) return true;
+  return upstream.cache !== undefined && !fields.stream && (kind === 'embeddings' || (kind === 'generation' && fields.temperature === 0));
+}

@@ -37,6 +37,8 @@ export class UpstreamRuntime {
   readonly #fallbacks = new Map<string, { inc(): void }>();
   readonly #metrics: Metrics;
   readonly #configs: ReadonlyMap<EndpointRuntime, EndpointConfig>;
+  /** models some endpoint sends under another name (its `models` map): such a body is rewritten */
+  readonly #renamed: ReadonlySet<string>;
 
   /** `endpoints[i]` is the state of `config.endpoints[i]` */
   constructor(config: UpstreamConfig, endpoints: readonly EndpointRuntime[], budget: RetryBudget, metrics: Metrics, queue: AdmissionQueue, cache?: UpstreamCache) {
@@ -44,6 +46,7 @@ export class UpstreamRuntime {
     this.queue = queue;
     this.cache = cache;
     this.#configs = new Map(endpoints.map((e, i) => [e, config.endpoints[i]!]));
+    this.#renamed = new Set(config.endpoints.flatMap((e) => [...e.models].filter(([from, to]) => from !== to).map(([from]) => from)));
     this.dialect = DIALECTS[config.api];
     this.endpoints = endpoints;
     this.budget = budget;
@@ -62,6 +65,11 @@ export class UpstreamRuntime {
   /** the endpoint's config as this snapshot compiled it (never a later reload's) */
   configOf(endpoint: EndpointRuntime): EndpointConfig {
     return this.#configs.get(endpoint) ?? endpoint.config;
+  }
+
+  /** true when some endpoint renames this model, so its body must be rewritten there */
+  renamesModel(model: string): boolean {
+    return this.#renamed.has(model);
   }
 
   countRequest(outcome: string): void {

@@ -178,14 +178,13 @@ describe('estimates', () => {
   it('estimates the prompt at four bytes a token and the output from the request\'s own cap', () => {
     expect(estimatePromptTokens(0)).toBe(0);
     expect(estimatePromptTokens(401)).toBe(101);
-    expect(estimateOutputTokens({ max_tokens: 50 }, 'generation')).toBe(50);
-    expect(estimateOutputTokens({ max_completion_tokens: 70 }, 'generation')).toBe(70);
-    expect(estimateOutputTokens({ max_output_tokens: 90 }, 'generation')).toBe(90);
-    expect(estimateOutputTokens({ max_tokens: 50, n: 3 }, 'generation')).toBe(150);
-    expect(estimateOutputTokens({}, 'generation')).toBe(DEFAULT_OUTPUT_TOKENS);
+    expect(estimateOutputTokens({ maxTokens: 50, n: undefined }, 'generation')).toBe(50);
+    expect(estimateOutputTokens({ maxTokens: 70, n: 1 }, 'generation')).toBe(70);
+    expect(estimateOutputTokens({ maxTokens: 89.5, n: undefined }, 'generation')).toBe(90);
+    expect(estimateOutputTokens({ maxTokens: 50, n: 3 }, 'generation')).toBe(150);
+    expect(estimateOutputTokens({ maxTokens: undefined, n: undefined }, 'generation')).toBe(DEFAULT_OUTPUT_TOKENS);
     expect(estimateOutputTokens(undefined, 'generation')).toBe(DEFAULT_OUTPUT_TOKENS);
-    expect(estimateOutputTokens({ max_tokens: 'many' }, 'generation')).toBe(DEFAULT_OUTPUT_TOKENS);
-    expect(estimateOutputTokens({ input: 'x' }, 'embeddings')).toBe(0);
+    expect(estimateOutputTokens({ maxTokens: 50, n: undefined }, 'embeddings')).toBe(0);
   });
 });
 

@@ -17,6 +17,7 @@ function viaParse(text: string): BodyFields {
     background: json.background === true,
     maxTokens,
     temperature: typeof json.temperature === 'number' ? json.temperature : undefined,
+    n: typeof json.n === 'number' ? json.n : undefined,
   };
 }
 
@@ -43,6 +44,7 @@ describe('scanBody reads top-level fields only', () => {
     ['non-ASCII content around the fields', '{"messages":[{"content":"héllo \\"wörld\\" 🚀"}],"model":"ünïcode-ø"}'],
     ['an empty object', '{}'],
     ['background true', '{"model":"m","background":true,"input":"x"}'],
+    ['n choices, and a key that only starts like one', '{"n":3,"nn":4,"model":"m"}'],
   ])('%s', (_name, text) => {
     expect(scanned(text)).toEqual(viaParse(text));
   });
@@ -60,7 +62,7 @@ describe('scanBody reads top-level fields only', () => {
     };
     const object = (depth: number): Record<string, unknown> => {
       const o: Record<string, unknown> = {};
-      for (let k = Math.floor(random() * 6); k > 0; k--) o[pick(['model', 'stream', 'temperature', 'max_tokens', 'background', 'messages', text()])] = value(depth);
+      for (let k = Math.floor(random() * 6); k > 0; k--) o[pick(['model', 'stream', 'temperature', 'max_tokens', 'background', 'messages', 'n', text()])] = value(depth);
       return o;
     };
     for (let n = 0; n < 500; n++) {
