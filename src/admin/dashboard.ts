@@ -47,16 +47,17 @@ export function dashboardHtml(nonce: string, pollMs = 2000): string {
   .meta { color: var(--muted); font-size: 12px; }
   .stale { color: var(--open); font-weight: 600; }
   main { padding: 16px 20px; display: grid; gap: 16px; }
-  section.upstream { background: #fff; border: 1px solid var(--line); border-radius: 8px; overflow: hidden; }
+  section.upstream { background: #fff; border: 1px solid var(--line); border-radius: 8px; overflow-x: auto; }
   section.upstream.down { border-color: var(--open); box-shadow: 0 0 0 1px var(--open); }
   .uhead { display: flex; flex-wrap: wrap; gap: 8px 20px; align-items: baseline; padding: 10px 14px; border-bottom: 1px solid var(--line); }
   .uhead h2 { font-size: 16px; margin: 0; }
   .badge { font-size: 11px; border: 1px solid var(--line); border-radius: 4px; padding: 0 6px; color: var(--muted); }
   .badge.required { border-color: #0969da; color: #0969da; }
   table { width: 100%; border-collapse: collapse; }
-  th, td { text-align: left; padding: 6px 14px; border-bottom: 1px solid #eaeef2; white-space: nowrap; }
+  th, td { text-align: left; padding: 6px 10px; border-bottom: 1px solid #eaeef2; white-space: nowrap; }
   th { font-size: 12px; color: var(--muted); font-weight: 600; }
   td.num { font-variant-numeric: tabular-nums; }
+  td.shaping { white-space: normal; max-width: 16em; font-size: 12px; color: #57606a; }
   td.err.bad { color: var(--open); font-weight: 600; }
   tr.endpoint.open td.name { color: var(--open); }
   .fallbacks { padding: 8px 14px; color: var(--muted); font-size: 12px; }
@@ -124,12 +125,28 @@ export function dashboardHtml(nonce: string, pollMs = 2000): string {
       el('td', { class: 'num' }, r.attempts),
       el('td', { class: 'num', 'data-role': 'latency' }, ms(r.ttfbMeanMs) + ' / ' + ms(r.ttfbP90Ms)),
       el('td', { class: 'num' }, b.window.failures + '/' + b.window.fires),
-      el('td', { class: 'num', 'data-role': 'inflight' }, e.inflight),
+      el('td', { class: 'num', 'data-role': 'inflight' }, e.inflight + (e.slots && e.slots.limit != null ? ' / ' + e.slots.limit : '')),
+      el('td', { class: 'shaping', 'data-role': 'shaping' }, shaping(e, now)),
       el('td', {}, e.priority + ' · ' + e.weight),
       el('td', {},
         el('button', { onclick: () => act(u.name, e.name, 'open'), title: 'force the breaker open' }, 'open'), ' ',
         el('button', { onclick: () => act(u.name, e.name, 'reset'), title: 'close the breaker and drop holds' }, 'reset')),
     );
+  }
+
+  /** the endpoint's own limits and checks: rate-limit room, latency estimate, last probe */
+  function shaping(e, now) {
+    const parts = [];
+    const rl = e.rateLimit;
+    if (rl) {
+      if (rl.available.requests != null) parts.push('rpm left ' + rl.available.requests + '/' + rl.requestsPerMinute);
+      if (rl.available.tokens != null) parts.push('tpm left ' + rl.available.tokens + '/' + rl.tokensPerMinute);
+    }
+    if (e.ttfbEwmaMs) parts.push('ewma ' + ms(e.ttfbEwmaMs));
+    const hc = e.healthCheck;
+    if (hc && hc.last) parts.push('probe ' + hc.last.result + ' ' + dur(now - hc.last.at) + ' ago');
+    else if (hc && hc.nextProbeAt) parts.push('probe in ' + dur(Math.max(0, hc.nextProbeAt - now)));
+    return parts.join(' · ') || '–';
   }
 
   function upstreamSection(u, now) {
@@ -139,11 +156,13 @@ export function dashboardHtml(nonce: string, pollMs = 2000): string {
       u.required ? el('span', { class: 'badge required' }, 'required') : el('span', { class: 'badge' }, 'optional'),
       el('span', { 'data-role': 'available' }, (u.availableEndpoints ?? '?') + '/' + u.endpoints.length + ' endpoints available'),
       el('span', { 'data-role': 'budget' }, 'retry budget left: ' + u.budget.left),
+      el('span', { 'data-role': 'queue' }, 'queue ' + u.queue.depth + '/' + u.queue.maxSize + (u.queue.depth ? ' (high ' + u.queue.waiting.high + ', normal ' + u.queue.waiting.normal + ', low ' + u.queue.waiting.low + ')' : '')),
+      u.cache ? el('span', { 'data-role': 'cache' }, 'cache ' + u.cache.entries + ' entries, ' + Math.round(u.cache.bytes / 1024) + '/' + Math.round(u.cache.maxBytes / 1024) + ' KiB, ' + u.cache.hits + ' hits / ' + (u.cache.hits + u.cache.misses) + ' lookups') : '',
       el('span', { class: 'meta' }, Object.entries(u.recent.requests).map(([k, v]) => k + ' ' + v).join(' · ') || 'no requests in window'),
     );
     if (u.available === false) head.append(el('span', { class: 'pill open' }, 'NO ENDPOINT ' + dur(u.unavailableForMs)));
     const table = el('table', {},
-      el('thead', {}, el('tr', {}, ...['endpoint', 'breaker', 'in state', '', 'errors', 'attempts', 'ttfb mean / p90', 'window fail/fires', 'inflight', 'prio · weight', ''].map((h) => el('th', {}, h)))),
+      el('thead', {}, el('tr', {}, ...['endpoint', 'breaker', 'in state', '', 'errors', 'attempts', 'ttfb mean / p90', 'window fail/fires', 'inflight / slots', 'limits · latency · probe', 'prio · weight', ''].map((h) => el('th', {}, h)))),
       el('tbody', {}, ...u.endpoints.map((e) => endpointRow(u, e, now))),
     );
     const chains = Object.entries(u.fallbacks);

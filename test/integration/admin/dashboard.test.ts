@@ -21,8 +21,10 @@ spec:
   required: true
   endpoints:
     - { name: primary, url: "${u.a}/v1" }
-    - { name: secondary, url: "${u.b}/v1", priority: 1 }
+    - { name: secondary, url: "${u.b}/v1", priority: 1, maxConcurrent: 8, rateLimit: { requestsPerMinute: 600 } }
   breaker: { openDuration: 5m, volumeThreshold: 100 }
+  queue: { maxSize: 32, maxWait: 2s }
+  cache: { enabled: true, maxBytes: 1048576 }
   retry: { backoff: { initial: 1ms, max: 1ms, jitter: none }, budget: { ratio: 1, minPerSecond: 10 } }
   fallbacks:
     - { model: gpt-big, chain: [ { model: gpt-small } ] }
@@ -96,10 +98,16 @@ describe('dashboard', () => {
     expect(await page.textContent(`${row('primary')} [data-role="error-rate"]`)).toBe('44%');
     expect(await page.textContent(`${row('secondary')} [data-role="error-rate"]`)).toBe('25%');
     expect(await page.textContent(`${row('secondary')} [data-role="latency"]`)).toMatch(/^[0-9.]+ms \/ [0-9.]+ms$/);
-    expect(await page.textContent(`${row('secondary')} [data-role="inflight"]`)).toBe('0');
+    expect(await page.textContent(`${row('secondary')} [data-role="inflight"]`)).toBe('0 / 8');
+    expect(await page.textContent(`${row('primary')} [data-role="inflight"]`)).toBe('0');
+    // the traffic-shaping state: rate-limit room (what the secondary was sent is spent), the latency estimate, the queue and the cache
+    const spent = stack.fakes.b!.stats().requests;
+    expect(await page.textContent(`${row('secondary')} [data-role="shaping"]`)).toMatch(new RegExp(`^rpm left ${600 - spent}/600 · ewma [0-9.]+ms$`));
     const section = 'section.upstream[data-upstream="chat"]';
     expect(await page.textContent(`${section} [data-role="available"]`)).toBe('1/2 endpoints available');
     expect(await page.textContent(`${section} [data-role="budget"]`)).toMatch(/^retry budget left: [0-9]+$/);
+    expect(await page.textContent(`${section} [data-role="queue"]`)).toBe('queue 0/32');
+    expect(await page.textContent(`${section} [data-role="cache"]`)).toBe('cache 0 entries, 0/1024 KiB, 0 hits / 0 lookups');
     expect(await page.textContent(`${section} [data-role="fallbacks"]`)).toBe('fallbacks: gpt-big → gpt-small · in use: gpt-big → gpt-small ×1');
     expect(await page.textContent('#ready')).toBe('READY');
     expect(await page.$eval('#ready', (el) => (globalThis as any).getComputedStyle(el).backgroundColor as string)).toBe(GREEN);
