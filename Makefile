@@ -3,7 +3,7 @@ NODE := node_modules/.bin/node
 TSC := $(NODE) node_modules/typescript/bin/tsc
 VITEST := $(NODE) node_modules/vitest/vitest.mjs
 
-.PHONY: deps system-deps binaries image image-dockerfile test-images run test unit lint typecheck bench crd crd-check
+.PHONY: deps system-deps build binaries image image-dockerfile test-images run test unit lint typecheck bench crd crd-check
 
 # Debian packages (root installs what is missing; otherwise prints the apt-get line and stops),
 # then the pinned npm toolchain.
@@ -17,7 +17,13 @@ node_modules/.deps-stamp: package.json package-lock.json
 	@$(NODE) -e 'if (!process.version.startsWith("v24.")) { console.error("pinned node is " + process.version); process.exit(1) }'
 	@touch $@
 
-run: deps
+# Compiled JavaScript in build/dist (tsc, no type check: `make typecheck`), rebuilt only when
+# src/, package.json or the tsconfigs changed. bin/breakwater runs it while it is current, the
+# sources otherwise; the image ships it (hack/build.sh).
+build: deps
+	@bash hack/build.sh
+
+run: deps build
 	@bash hack/demo.sh
 
 typecheck: deps
@@ -30,7 +36,7 @@ binaries:
 	@bash hack/control-plane.sh --node >/dev/null
 
 # The Breakwater image as an OCI archive (build/breakwater.oci.tar), built without a Docker engine.
-image: deps
+image: deps build
 	@bash hack/image.sh breakwater
 
 # The Dockerfile itself, built with buildah on a local node:24-bookworm-slim look-alike, started once.
@@ -38,10 +44,10 @@ image-dockerfile: deps
 	@bash hack/dockerfile-check.sh
 
 # Breakwater + the images the real-node tests run (test app, pause).
-test-images: deps
+test-images: deps build
 	@bash hack/image.sh all
 
-test: deps typecheck binaries test-images
+test: deps typecheck build binaries test-images
 	$(VITEST) run
 
 unit: deps
@@ -53,5 +59,5 @@ crd: deps
 crd-check: deps
 	$(NODE) hack/gen-crd.ts --check
 
-bench: deps
+bench: deps build
 	$(NODE) bench/run.ts

@@ -31,7 +31,9 @@ export interface ParseJob {
   cancel(): void;
 }
 
-const WORKER = new URL('./parse-worker.ts', import.meta.url);
+// parse-worker.ts next to this file when running from sources, parse-worker.js in the compiled
+// build (tsc rewrites import specifiers, not URLs).
+const WORKER = new URL(import.meta.url.endsWith('.ts') ? './parse-worker.ts' : './parse-worker.js', import.meta.url);
 
 export function parseInWorker(request: ParseRequest, options: ParseThreadOptions): ParseJob {
   const timeoutMs = options.timeoutMs ?? 30_000;
