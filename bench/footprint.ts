@@ -3,11 +3,11 @@
 // README's resource recommendation (README, "Footprint").
 //
 //   node_modules/.bin/node bench/footprint.ts [--seconds 8] [--connections 32] [--rounds 1]
-//                                             [--variant 'label=src|dist:NODE_OPTIONS' ...]
+//                                             [--variant 'label=src|dist:[NAME=value ...] NODE FLAGS' ...]
 //
 // Needs build/dist (`make build`). One fake provider (`bin/breakwater fake`); for each variant,
-// one after the other, `node <entry> proxy --config` with exactly that NODE_OPTIONS (none: V8's
-// defaults) and a one-endpoint config; after /readyz and 3 s of quiet its VmRSS is the idle
+// one after the other, `node <flags> <entry> proxy --config` with exactly those flags and no
+// NODE_OPTIONS (no flags: V8's defaults; flags allowed in NODE_OPTIONS act the same there) and a one-endpoint config; after /readyz and 3 s of quiet its VmRSS is the idle
 // figure, then autocannon drives a JSON chat completion and a 50-event SSE stream, closed loop
 // at --connections for --seconds each, and VmHWM is the peak. CPU per request is the proxy's
 // utime+stime over the requests of both runs. With two or more CPUs the servers run on CPU 1
@@ -26,7 +26,7 @@ const ENTRIES = { src: join(ROOT, 'src', 'main.ts'), dist: join(ROOT, 'build', '
 interface Variant {
   label: string;
   entry: keyof typeof ENTRIES;
-  nodeOptions: string;
+  flags: string;
 }
 
 const DEFAULT_VARIANTS = [
@@ -41,8 +41,8 @@ const DEFAULT_VARIANTS = [
 
 function parseVariant(spec: string): Variant {
   const m = /^([^=]+)=(src|dist):(.*)$/.exec(spec);
-  if (!m) throw new Error(`--variant "${spec}": expected 'label=src|dist:NODE_OPTIONS'`);
-  return { label: m[1]!, entry: m[2] as Variant['entry'], nodeOptions: m[3]! };
+  if (!m) throw new Error(`--variant "${spec}": expected 'label=src|dist:NODE FLAGS'`);
+  return { label: m[1]!, entry: m[2] as Variant['entry'], flags: m[3]!.trim() };
 }
 
 async function waitReady(url: string, p: Spawned): Promise<void> {
@@ -90,8 +90,11 @@ async function main(): Promise<void> {
     for (const v of variants) {
       const port = await freePort();
       const admin = await freePort();
-      const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: v.nodeOptions };
-      const p = start(NODE, [ENTRIES[v.entry], 'proxy', '--config', config, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', '--drain', '1s'], {
+      // NAME=value words are the process's environment (e.g. MALLOC_ARENA_MAX=2), the rest node's flags
+      const words = v.flags ? v.flags.split(/\s+/) : [];
+      const assignments = words.filter((w) => /^[A-Z_][A-Z0-9_]*=/.test(w)).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]);
+      const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '', ...Object.fromEntries(assignments) };
+      const p = start(NODE, [...words.filter((w) => !/^[A-Z_][A-Z0-9_]*=/.test(w)), ENTRIES[v.entry], 'proxy', '--config', config, '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`, '--log-level', 'warn', '--drain', '1s'], {
         cpus: serverCpus,
         env,
         logFile: join(dir, 'proxy.log'),
@@ -103,17 +106,19 @@ async function main(): Promise<void> {
       let requests = 0;
       let failed = 0;
       const rps: string[] = [];
+      const p99: string[] = [];
       for (const w of WORKLOADS) {
         const r = await closedLoop(`http://127.0.0.1:${port}/openai/chat/completions`, w, connections, seconds, loadCpus);
         requests += r.requests;
         failed += r.errors + r.non2xx + r.timeouts;
         rps.push(r.rps.toFixed(0));
+        p99.push(String(r.latencyP99Ms));
       }
       const cpuUs = ((cpuTicks(p.pid) - ticks) / CLK_TCK / requests) * 1e6;
       const { rssKb, hwmKb } = memoryKb(p.pid);
       await stop(p);
       const mb = (kb: number) => (kb / 1024).toFixed(0);
-      const row = `| ${v.label} | \`${v.nodeOptions || '(none)'}\` | ${mb(idle)} | ${mb(hwmKb)} | ${mb(rssKb)} | ${rps.join(' / ')} | ${cpuUs.toFixed(1)} | ${failed} |`;
+      const row = `| ${v.label} | \`${v.flags || '(none)'}\` | ${mb(idle)} | ${mb(hwmKb)} | ${mb(rssKb)} | ${rps.join(' / ')} | ${p99.join(' / ')} | ${cpuUs.toFixed(1)} | ${failed} |`;
       rows.push(row);
       console.error(row);
     }
@@ -123,8 +128,8 @@ async function main(): Promise<void> {
     [
       `Node ${process.version}, ${cpus().length} CPUs${pinned ? ' (servers on CPU 1, autocannon on CPU 0)' : ''}; load average before ${loadBefore}, after ${loadAverage()}; ${connections} connections, ${seconds} s JSON + ${seconds} s SSE per variant.`,
       '',
-      '| variant | NODE_OPTIONS | idle RSS MB | peak RSS (VmHWM) MB | RSS after MB | req/s JSON / SSE | CPU µs per request | failed |',
-      '|---|---|---:|---:|---:|---:|---:|---:|',
+      '| variant | node flags | idle RSS MB | peak RSS (VmHWM) MB | RSS after MB | req/s JSON / SSE | p99 ms JSON / SSE | CPU µs per request | failed |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|',
       ...rows,
     ].join('\n'),
   );

@@ -1,6 +1,6 @@
 // bin/breakwater in a checkout runs the compiled build/dist only while it was built from exactly
 // the checkout's sources, and the TypeScript sources otherwise (no build yet, or an edit since),
-// always with the image's V8 flags and the caller's NODE_OPTIONS after them. Checked on a copy
+// with the image's V8 flags unless BREAKWATER_NODE_FLAGS replaces them. Checked on a copy
 // of the checkout (src/, bin/, hack/build.sh, package.json, the tsconfigs; node_modules linked),
 // so the real build/dist is never touched; which file runs is read from `sh -x`'s trace of the
 // script's exec line and from the started process's /proc entries.
@@ -24,7 +24,7 @@ function runs(env: NodeJS.ProcessEnv = process.env): { main: string; stdout: str
   expect(r.status, r.stderr).toBe(0);
   const exec = r.stderr.split('\n').find((l) => l.startsWith('+ exec '));
   expect(exec, r.stderr).toBeDefined();
-  const main = exec!.split(' ')[3]!;
+  const main = exec!.split(' ').find((w) => w.startsWith(`${co}/`) && !w.startsWith(`${co}/node_modules/`))!;
   return { main: main.slice(co.length + 1), stdout: r.stdout, trace: r.stderr };
 }
 
@@ -76,13 +76,23 @@ describe('bin/breakwater in a checkout', () => {
     expect(runs().main).toBe('build/dist/main.js');
   });
 
-  it("starts the proxy with the image's V8 flags first and the caller's NODE_OPTIONS after them", async () => {
+  it('execs the V8 flags the image uses, and BREAKWATER_NODE_FLAGS instead when set', () => {
+    const image = /^V8_FLAGS=\(([^)]*)\)$/m.exec(readFileSync(join(ROOT, 'hack', 'image.sh'), 'utf8'))?.[1];
+    expect(image).toMatch(/^--max-semi-space-size=\d+/);
+    expect(runs().trace).toContain(` ${image} ${co}/`);
+    const own = runs({ ...process.env, BREAKWATER_NODE_FLAGS: '--max-semi-space-size=16' }).trace.split('\n').find((l) => l.startsWith('+ exec '));
+    expect(own).toMatch(/\/node --max-semi-space-size=16 \//);
+    const none = runs({ ...process.env, BREAKWATER_NODE_FLAGS: '' }).trace.split('\n').find((l) => l.startsWith('+ exec '));
+    expect(none).toMatch(/\/node \/.*main\.(ts|js) --help$/);
+  });
+
+  it('starts a proxy from the build that loads a --config and turns ready', async () => {
     build();
     fake = await startFake();
     const config = join(dir, 'upstreams.yaml');
     writeFileSync(config, upstreamsYaml([{ name: 'openai', endpoints: [{ name: 'a', url: `${fake.url}/v1` }] }]));
     const child = spawn(join(co, 'bin', 'breakwater'), ['proxy', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
-      env: { ...process.env, NODE_OPTIONS: '--max-old-space-size=200', [TEST_KEY_ENV]: 'k' },
+      env: { ...process.env, [TEST_KEY_ENV]: 'k' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     try {
@@ -101,8 +111,6 @@ describe('bin/breakwater in a checkout', () => {
       await waitFor('/readyz 200', async () => (await fetch(`http://${admin}/readyz`)).status === 200, 20_000);
       // bin/breakwater execs: the pid is node's own
       expect(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')).toContain(join(co, 'build', 'dist', 'main.js'));
-      const options = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0').find((e) => e.startsWith('NODE_OPTIONS='));
-      expect(options).toMatch(/^NODE_OPTIONS=--max-semi-space-size=\d+ --max-old-space-size=200$/);
     } finally {
       child.kill('SIGKILL');
     }
