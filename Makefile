@@ -3,7 +3,7 @@ NODE := node_modules/.bin/node
 TSC := $(NODE) node_modules/typescript/bin/tsc
 VITEST := $(NODE) node_modules/vitest/vitest.mjs
 
-.PHONY: deps system-deps build binaries image image-dockerfile test-images run test unit lint typecheck bench crd crd-check
+.PHONY: deps system-deps build binaries image image-dockerfile test-images run test unit lint typecheck bench bench-features crd crd-check
 
 # Debian packages (root installs what is missing; otherwise prints the apt-get line and stops),
 # then the pinned npm toolchain.
@@ -55,9 +55,15 @@ unit: deps
 
 crd: deps
 	$(NODE) hack/gen-crd.ts
+	$(NODE) hack/gen-check.ts
 
 crd-check: deps
 	$(NODE) hack/gen-crd.ts --check
+	$(NODE) hack/gen-check.ts --check
 
 bench: deps build
 	$(NODE) bench/run.ts
+
+# CPU per request with each traffic-shaping feature on, next to the plain config, in one run.
+bench-features: deps build
+	@bash bench/features.sh

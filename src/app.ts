@@ -43,6 +43,10 @@ export interface ProxyOptions {
   readiness?: ReadinessPolicy;
   /** default 10 s */
   unreadyAfterMs?: number;
+  /** test hook, never set in production: the rate limits' window (default one minute; see RuntimeDeps) */
+  rateLimitWindowMs?: number;
+  /** prom-client's event-loop lag metrics (a 10 ms sampling timer); off by default */
+  eventLoopMetrics?: boolean;
 }
 
 export interface RunningProxy {
@@ -60,9 +64,9 @@ export interface RunningProxy {
 /** Throws ConfigError when the config file is invalid at start. */
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   const clock = options.clock ?? systemClock;
-  const metrics = options.metrics ?? createMetrics();
+  const metrics = options.metrics ?? createMetrics(undefined, { eventLoop: options.eventLoopMetrics });
   if (process.env.BREAKWATER_METRICS === 'off') disableMetricUpdates(metrics);
-  const runtime = new ProxyRuntime({ clock, log: options.log, metrics });
+  const runtime = new ProxyRuntime({ clock, log: options.log, metrics, rateLimitWindowMs: options.rateLimitWindowMs });
   // the admin server starts first, so /readyz answers 503 until the first config is applied
   const admin = options.admin
     ? await startAdmin({ runtime, metrics, log: options.log, clock, readiness: options.readiness, unreadyAfterMs: options.unreadyAfterMs }, options.admin)

@@ -3,8 +3,7 @@
 // non-zero with one line that names the problem.
 import { countFlag, durationFlag, parseFlags, parseHostPort, serviceAccountNamespace, usage, UsageError } from './cli.ts';
 import { startProxy, type SourceOptions } from './app.ts';
-import { ConfigError } from './config/compile.ts';
-import { SidecarValuesError } from './sidecar.ts';
+import { ConfigError } from './config/errors.ts';
 import { createLogger } from './telemetry/log.ts';
 
 async function proxy(argv: string[]): Promise<void> {
@@ -26,7 +25,8 @@ async function proxy(argv: string[]): Promise<void> {
   const source: SourceOptions = flags.kubernetes
     ? { kind: 'kubernetes', namespace: flags.namespace ?? serviceAccountNamespace() ?? 'default', kubeconfig: flags.kubeconfig ?? process.env.KUBECONFIG }
     : { kind: 'file', path: String(flags.config) };
-  const running = await startProxy({ source, listen, drainMs, log, admin, readiness, unreadyAfterMs, maxBufferedBytes, limits: { maxConnections } });
+  const eventLoopMetrics = flags['event-loop-metrics'];
+  const running = await startProxy({ source, listen, drainMs, log, admin, readiness, unreadyAfterMs, maxBufferedBytes, limits: { maxConnections }, eventLoopMetrics });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -74,8 +74,9 @@ async function main(): Promise<void> {
 main().catch((err: unknown) => {
   if (err instanceof ConfigError) {
     console.error(`breakwater: invalid config: ${err.message}`);
-  } else if (err instanceof SidecarValuesError) {
-    console.error(`breakwater: invalid --injection-config: ${err.message}`);
+  } else if ((err as { code?: string }).code === 'BREAKWATER_SIDECAR_VALUES') {
+    // sidecar.ts's SidecarValuesError, told by its code: importing it would load TypeBox into every proxy
+    console.error(`breakwater: invalid --injection-config: ${(err as Error).message}`);
   } else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
     console.error(`breakwater: ${(err as Error).message}`);
   } else {

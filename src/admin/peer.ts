@@ -1,7 +1,7 @@
 // Who may see /debug/state, /dashboard and the admin actions: a loopback peer only (inside the
 // pod, or `kubectl port-forward`, which arrives as loopback). The decision reads the socket's
 // remote address and nothing the client sends: X-Forwarded-For and friends are never trusted
-// (express `trust proxy` stays off, and req.ip is not used).
+// (no proxy header is read to find the peer).
 import { isIPv4 } from 'node:net';
 
 /** 127.0.0.0/8, ::1, and IPv4-mapped 127.x (::ffff:127.0.0.1) */

@@ -5,11 +5,18 @@
 // unavailable endpoint is unavailable to every fallback model too; a hold on one model only
 // (a model-scoped 429) never makes an upstream unavailable, because its fallbacks still serve.
 // With `local`, breaker state is not considered: ready once a config is loaded.
+//
+// The verdict is computed on demand (/readyz, the scrape) and also kept current in the
+// background, for the log lines and the gauge, without polling: it is re-evaluated when a
+// config is applied and when an endpoint's gate changes (breaker transition, hold set), and one
+// one-shot timer waits for the next moment time alone can change it (an upstream reaching
+// unreadyAfter, a hold ending). The admin heartbeat re-evaluates once a beat as a backstop.
 import type { Clock } from '../clock.ts';
 import type { EndpointRuntime } from '../proxy/endpoint.ts';
 import type { ProxyRuntime } from '../proxy/runtime.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import type { Heartbeat } from './heartbeat.ts';
 
 export type ReadinessPolicy = 'breakers' | 'local';
 
@@ -20,6 +27,8 @@ export interface EndpointAvailability {
   why: string | undefined;
   /** when it became unavailable (ms epoch) */
   since: number | undefined;
+  /** when a hold makes it available again, if that is known (breakers announce their own end) */
+  heldUntil: number | undefined;
 }
 
 export interface UpstreamAvailability {
@@ -51,8 +60,8 @@ export interface ReadinessOptions {
   metrics: Metrics;
   policy: ReadinessPolicy;
   unreadyAfterMs: number;
-  /** how often the verdict is re-evaluated in the background (gauge, log lines); default 250 ms */
-  tickMs?: number;
+  /** a coarse backstop; transitions and the deadline timer do the real work */
+  heartbeat?: Heartbeat;
 }
 
 export class Readiness {
@@ -61,7 +70,11 @@ export class Readiness {
   #options: ReadinessOptions;
   /** first time an endpoint was seen held while its breaker was not open (holds carry no start) */
   #heldSince = new WeakMap<EndpointRuntime, number>();
+  /** the one-shot timer for the next time-driven change, and when it fires */
   #timer: NodeJS.Timeout | undefined;
+  #timerAt = Infinity;
+  #started = false;
+  #unsubscribe: (() => void)[] = [];
   #last: boolean | undefined;
   #shuttingDown = false;
 
@@ -71,17 +84,24 @@ export class Readiness {
     this.unreadyAfterMs = options.unreadyAfterMs;
   }
 
-  /** evaluates periodically, so the gauge and the log follow the verdict without a probe */
+  /** follows config swaps and gate changes, so the gauge and the log follow the verdict without a probe */
   start(): void {
-    if (this.#timer) return;
+    if (this.#started) return;
+    this.#started = true;
+    const { runtime, heartbeat } = this.#options;
+    const evaluate = () => {
+      if (this.#started) this.evaluate();
+    };
+    runtime.onApply(evaluate);
+    this.#unsubscribe.push(runtime.onGateChange(evaluate));
+    if (heartbeat) this.#unsubscribe.push(heartbeat.add(evaluate));
     this.evaluate();
-    this.#timer = setInterval(() => this.evaluate(), this.#options.tickMs ?? 250);
-    this.#timer.unref();
   }
 
   stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#started = false;
+    for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe();
+    this.#disarm();
   }
 
   /** SIGTERM: stop taking traffic while in-flight requests drain */
@@ -148,6 +168,7 @@ export class Readiness {
       }
     }
     metrics.ready.set(verdict.ready ? 1 : 0);
+    if (this.#started) this.#arm(this.#nextChange(upstreams, now), now);
     if (verdict.ready !== this.#last) {
       if (this.#last !== undefined) {
         if (verdict.ready) log.info({ policy: this.policy, reason: verdict.reason }, 'readiness: ready');
@@ -158,13 +179,46 @@ export class Readiness {
     return verdict;
   }
 
+  /** the next moment the verdict can change with no event: an upstream reaching unreadyAfter, a hold ending */
+  #nextChange(upstreams: UpstreamAvailability[], now: number): number {
+    if (this.#shuttingDown || this.policy === 'local') return Infinity;
+    let next = Infinity;
+    for (const u of upstreams) {
+      if (!u.required) continue;
+      if (u.unavailableSince !== undefined && !u.blocking) next = Math.min(next, u.unavailableSince + this.unreadyAfterMs);
+      for (const e of u.endpoints) if (e.heldUntil !== undefined && e.heldUntil > now) next = Math.min(next, e.heldUntil);
+    }
+    return next;
+  }
+
+  #arm(at: number, now: number): void {
+    if (at === this.#timerAt) return;
+    this.#disarm();
+    if (at === Infinity) return;
+    const { clock } = this.#options;
+    this.#timerAt = at;
+    // a timer that runs a little early finds nothing due yet, and arms itself again for the rest
+    this.#timer = clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      if (this.#started) this.evaluate();
+    }, Math.max(0, at - now));
+    this.#timer.unref?.();
+  }
+
+  #disarm(): void {
+    this.#options.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
   /** reads the endpoint's gate (no side effects); model holds do not make an endpoint unavailable */
   #endpoint(e: EndpointRuntime, now: number): EndpointAvailability {
     const a = e.gate.peek(undefined, now);
     if (a.kind === 'open') {
       this.#heldSince.delete(e);
       const state = e.breaker.state;
-      return { name: e.name, available: false, why: `breaker open (${a.reason})`, since: state.kind === 'open' ? state.since : now };
+      return { name: e.name, available: false, why: `breaker open (${a.reason})`, since: state.kind === 'open' ? state.since : now, heldUntil: undefined };
     }
     if (a.kind === 'held') {
       // held for a provider's Retry-After or an account error
@@ -173,10 +227,10 @@ export class Readiness {
         since = now;
         this.#heldSince.set(e, since);
       }
-      return { name: e.name, available: false, why: `held (${a.reason})`, since };
+      return { name: e.name, available: false, why: `held (${a.reason})`, since, heldUntil: a.at };
     }
     this.#heldSince.delete(e);
-    return { name: e.name, available: true, why: undefined, since: undefined };
+    return { name: e.name, available: true, why: undefined, since: undefined, heldUntil: undefined };
   }
 }
 

@@ -1,8 +1,10 @@
 // Recent error rate, latency and fallbacks for the dashboard, read from the prom-client
-// metrics the data plane already keeps: a sample every few seconds, and a view that compares
-// the counters now with the oldest sample inside the window. Nothing is added to the hot path.
+// metrics the data plane already keeps: a sample every few seconds (taken on the admin
+// heartbeat, no timer of its own), and a view that compares the counters now with the oldest
+// sample inside the window. Nothing is added to the hot path.
 import { isProviderFailure, type OutcomeKind } from '../proxy/outcome.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import type { Heartbeat } from './heartbeat.ts';
 
 interface Sample {
   at: number;
@@ -46,7 +48,9 @@ export class RecentStats {
   readonly sampleEveryMs: number;
   #metrics: Metrics;
   #samples: Sample[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  #remove: (() => void) | undefined;
+  /** a sample is being taken (prom-client's get() is async) */
+  #sampling = false;
   #now: () => number;
 
   constructor(metrics: Metrics, options: { windowMs?: number; sampleEveryMs?: number; now?: () => number } = {}) {
@@ -56,18 +60,31 @@ export class RecentStats {
     this.#now = options.now ?? Date.now;
   }
 
-  async start(): Promise<void> {
-    if (this.#timer) return;
+  /** takes a first sample, then one on the first beat at least sampleEveryMs after the last */
+  async start(heartbeat: Heartbeat): Promise<void> {
+    if (this.#remove) return;
+    // a beat may come up to half a period early against the sample's own reading of the clock
+    const due = this.sampleEveryMs - heartbeat.periodMs / 2;
+    this.#remove = heartbeat.add(() => {
+      const last = this.#samples.at(-1);
+      if (this.#sampling || (last && this.#now() - last.at < due)) return;
+      this.#sampling = true;
+      this.#sample().then(
+        (s) => this.#push(s),
+        () => undefined,
+      ).finally(() => (this.#sampling = false));
+    });
     this.#push(await this.#sample());
-    this.#timer = setInterval(() => {
-      this.#sample().then((s) => this.#push(s), () => undefined);
-    }, this.sampleEveryMs);
-    this.#timer.unref();
+  }
+
+  /** samples taken and kept (for tests and /debug/state's window) */
+  get samples(): number {
+    return this.#samples.length;
   }
 
   stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#remove?.();
+    this.#remove = undefined;
   }
 
   async view(): Promise<RecentView> {

@@ -1,24 +1,26 @@
-// The admin server (express, --admin, default 0.0.0.0:7879). To anyone: /livez (is the event
+// The admin server (node:http, --admin, default 0.0.0.0:7879). To anyone: /livez (is the event
 // loop turning), /readyz (the readiness policy), /metrics. To a loopback peer only (inside the
 // pod, or kubectl port-forward): /debug/state, /dashboard and the breaker actions
 // POST /admin/upstreams/<u>/endpoints/<e>/reset|open. The peer check reads the socket address;
-// X-Forwarded-For is never trusted (express `trust proxy` is off and req.ip is not used).
+// X-Forwarded-For is never trusted (nothing here reads it but the refusal log line).
 // The port is reachable by the whole cluster, so it holds few sockets for a short time
 // (ADMIN_LIMITS): stalled connections to it must not use up the file descriptors the data
-// plane needs.
-import { createServer, type Server } from 'node:http';
+// plane needs. Routes are matched as express matched them (respond.ts): express cost ~7 MB of
+// an idle sidecar's memory for seven routes (README, design notes).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import express, { type NextFunction, type Request, type Response } from 'express';
 import { systemClock, type Clock } from '../clock.ts';
 import type { ProxyRuntime } from '../proxy/runtime.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { dashboardCsp, dashboardHtml, newNonce } from './dashboard.ts';
+import { Heartbeat } from './heartbeat.ts';
 import { Liveness, type LivenessOptions } from './liveness.ts';
 import { isLoopbackAddress, hostAllowed, originAllowed } from './peer.ts';
 import { Readiness, type ReadinessPolicy } from './readiness.ts';
 import { RecentStats } from './recent.ts';
 import { clip, RefusalLog } from './refusals.ts';
+import { isRead, pathOf, routeKey, send, sendJson } from './respond.ts';
 import { debugState } from './state.ts';
 
 export interface AdminOptions {
@@ -30,6 +32,8 @@ export interface AdminOptions {
   /** default 10 s */
   unreadyAfterMs?: number;
   liveness?: LivenessOptions;
+  /** the period of the one background ticker (liveness, the dashboard sampler, readiness's backstop); default HEARTBEAT_MS */
+  heartbeatMs?: number;
   /** recent error rate/latency window for the dashboard; default 60 s, sampled every 5 s */
   recent?: { windowMs?: number; sampleEveryMs?: number };
   /** dashboard refresh; default 2 s */
@@ -67,113 +71,147 @@ export interface RunningAdmin {
   close(): Promise<void>;
 }
 
-const NO_STORE = 'no-store';
+const NO_STORE = { 'cache-control': 'no-store' } as const;
 
-function loopbackOnly(refusals: RefusalLog) {
-  return (req: Request, res: Response, next: NextFunction): void => {
-    const peer = req.socket.remoteAddress;
-    if (isLoopbackAddress(peer) && hostAllowed(req.headers.host)) return next();
-    refusals.refused(peer, req.path, req.headers['x-forwarded-for']);
-    res.status(403).set('cache-control', NO_STORE).json({ error: `${clip(req.path)} answers only to loopback peers (use kubectl port-forward); this peer is ${peer ?? 'unknown'}` });
-  };
+/** /admin/upstreams/<u>/endpoints/<e>/<action>, one trailing slash allowed */
+const ACTION_ROUTE = /^\/admin\/upstreams\/([^/]+)\/endpoints\/([^/]+)\/([^/]+)\/?$/i;
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** a path parameter, percent-decoded; undefined when its encoding is malformed */
+function param(raw: string): string | undefined {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return undefined;
+  }
 }
 
-export function createAdminApp(options: AdminOptions, parts: { readiness: Readiness; liveness: Liveness; recent: RecentStats }) {
+export function createAdminHandler(options: AdminOptions, parts: { readiness: Readiness; liveness: Liveness; recent: RecentStats }): Handler {
   const { runtime, metrics, log } = options;
   const clock = options.clock ?? systemClock;
   const { readiness, liveness, recent } = parts;
-  const app = express();
-  app.set('trust proxy', false); // never derive the peer from X-Forwarded-For
-  app.set('x-powered-by', false);
-  app.set('etag', false);
+  const refusals = new RefusalLog(log, clock);
 
-  app.get('/livez', (_req, res) => {
+  /** loopback peer and loopback Host, else 403 (and a bounded log line) */
+  const local = (req: IncomingMessage, res: ServerResponse, path: string): boolean => {
+    const peer = req.socket.remoteAddress;
+    if (isLoopbackAddress(peer) && hostAllowed(req.headers.host)) return true;
+    refusals.refused(peer, path, req.headers['x-forwarded-for']);
+    sendJson(req, res, 403, { error: `${clip(path)} answers only to loopback peers (use kubectl port-forward); this peer is ${peer ?? 'unknown'}` }, NO_STORE);
+    return false;
+  };
+
+  const livez: Handler = (req, res) => {
     const report = liveness.check();
-    res.status(report.live ? 200 : 503).set('cache-control', NO_STORE).json({ status: report.live ? 'ok' : 'stalled', ...report });
-  });
+    sendJson(req, res, report.live ? 200 : 503, { status: report.live ? 'ok' : 'stalled', ...report }, NO_STORE);
+  };
 
-  app.get('/readyz', (_req, res) => {
+  const readyz: Handler = (req, res) => {
     const v = readiness.evaluate();
-    res
-      .status(v.ready ? 200 : 503)
-      .set('cache-control', NO_STORE)
-      .json({ status: v.ready ? 'ready' : 'unready', reason: v.reason, policy: v.policy, unreadyAfterMs: v.unreadyAfterMs, upstreams: v.upstreams.map(({ name, required, available, availableEndpoints, unavailableForMs, blocking }) => ({ name, required, available, availableEndpoints, unavailableForMs, blocking })) });
-  });
+    sendJson(
+      req,
+      res,
+      v.ready ? 200 : 503,
+      { status: v.ready ? 'ready' : 'unready', reason: v.reason, policy: v.policy, unreadyAfterMs: v.unreadyAfterMs, upstreams: v.upstreams.map(({ name, required, available, availableEndpoints, unavailableForMs, blocking }) => ({ name, required, available, availableEndpoints, unavailableForMs, blocking })) },
+      NO_STORE,
+    );
+  };
 
-  app.get('/metrics', async (_req, res, next) => {
-    try {
-      const text = await metrics.registry.metrics();
-      res.status(200).set('content-type', metrics.registry.contentType).set('cache-control', NO_STORE).send(text);
-    } catch (err) {
-      next(err);
-    }
-  });
+  const scrape = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const text = await metrics.registry.metrics();
+    send(req, res, 200, { 'content-type': metrics.registry.contentType, ...NO_STORE }, text);
+  };
 
-  const local = loopbackOnly(new RefusalLog(log, clock));
+  const state = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const body = debugState(runtime, clock.now(), readiness.evaluate(), liveness.check(), await recent.view());
+    sendJson(req, res, 200, body, NO_STORE);
+  };
 
-  app.get('/debug/state', local, async (_req, res, next) => {
-    try {
-      const state = debugState(runtime, clock.now(), readiness.evaluate(), liveness.check(), await recent.view());
-      res.status(200).set('cache-control', NO_STORE).json(state);
-    } catch (err) {
-      next(err);
-    }
-  });
-
-  app.get('/dashboard', local, (_req, res) => {
+  const dashboard: Handler = (req, res) => {
     const nonce = newNonce();
-    res
-      .status(200)
-      .set('content-type', 'text/html; charset=utf-8')
-      .set('content-security-policy', dashboardCsp(nonce))
-      .set('x-content-type-options', 'nosniff')
-      .set('referrer-policy', 'no-referrer')
-      .set('cache-control', NO_STORE)
-      .send(dashboardHtml(nonce, options.dashboardPollMs));
-  });
+    send(
+      req,
+      res,
+      200,
+      { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': dashboardCsp(nonce), 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', ...NO_STORE },
+      dashboardHtml(nonce, options.dashboardPollMs),
+    );
+  };
 
-  app.all('/admin/{*rest}', local);
-  app.post('/admin/upstreams/:upstream/endpoints/:endpoint/:action', (req, res) => {
-    const { upstream: u, endpoint: e, action } = req.params as Record<string, string>;
+  const action = (req: IncomingMessage, res: ServerResponse, rawU: string, rawE: string, rawAction: string): void => {
+    const [u, e, act] = [param(rawU), param(rawE), param(rawAction)];
+    if (u === undefined || e === undefined || act === undefined) {
+      sendJson(req, res, 400, { error: 'malformed percent-encoding in the path' });
+      return;
+    }
     if (!originAllowed(req.headers.origin, req.headers.host)) {
-      log.warn({ peer: req.socket.remoteAddress, origin: clip(req.headers.origin), host: clip(req.headers.host), upstream: clip(u), endpoint: clip(e), action: clip(action) }, 'admin: refused an action from a foreign origin');
-      res.status(403).json({ error: `admin actions refuse requests from origin ${clip(req.headers.origin)}: only a page served by this admin server (Origin equal to Host) may press them` });
+      log.warn({ peer: req.socket.remoteAddress, origin: clip(req.headers.origin), host: clip(req.headers.host), upstream: clip(u), endpoint: clip(e), action: clip(act) }, 'admin: refused an action from a foreign origin');
+      sendJson(req, res, 403, { error: `admin actions refuse requests from origin ${clip(req.headers.origin)}: only a page served by this admin server (Origin equal to Host) may press them` });
       return;
     }
-    if (action !== 'reset' && action !== 'open') {
-      res.status(404).json({ error: `unknown action "${action}": use reset or open` });
+    if (act !== 'reset' && act !== 'open') {
+      sendJson(req, res, 404, { error: `unknown action "${act}": use reset or open` });
       return;
     }
-    const upstream = runtime.snapshot?.upstreams.get(u!);
+    const upstream = runtime.snapshot?.upstreams.get(u);
     if (!upstream) {
-      res.status(404).json({ error: `no upstream named "${u}"` });
+      sendJson(req, res, 404, { error: `no upstream named "${u}"` });
       return;
     }
     const endpoint = upstream.endpoints.find((x) => x.name === e);
     if (!endpoint) {
-      res.status(404).json({ error: `upstream "${u}" has no endpoint named "${e}"; it has ${upstream.endpoints.map((x) => x.name).join(', ')}` });
+      sendJson(req, res, 404, { error: `upstream "${u}" has no endpoint named "${e}"; it has ${upstream.endpoints.map((x) => x.name).join(', ')}` });
       return;
     }
-    log.warn({ upstream: u, endpoint: e, action, peer: req.socket.remoteAddress }, `admin: operator ${action === 'open' ? 'forced the breaker open' : 'reset the breaker'}`);
-    if (action === 'open') endpoint.breaker.forceOpen('opened by an operator');
+    log.warn({ upstream: u, endpoint: e, action: act, peer: req.socket.remoteAddress }, `admin: operator ${act === 'open' ? 'forced the breaker open' : 'reset the breaker'}`);
+    if (act === 'open') endpoint.breaker.forceOpen('opened by an operator');
     else endpoint.resetByOperator();
     const now = clock.now();
-    res.status(200).set('cache-control', NO_STORE).json({ ok: true, action, upstream: u, endpoint: endpoint.describe(now), readiness: readiness.evaluate().ready });
-  });
+    sendJson(req, res, 200, { ok: true, action: act, upstream: u, endpoint: endpoint.describe(now), readiness: readiness.evaluate().ready }, NO_STORE);
+  };
 
-  app.use((req: Request, res: Response) => {
-    res.status(404).json({ error: `no admin route ${req.method} ${req.path}` });
-  });
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    log.error({ err, path: req.path }, 'admin: internal error');
-    if (!res.headersSent) res.status(500).json({ error: 'internal error in the admin server' });
-  });
-  return app;
+  const route = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
+    const key = routeKey(path);
+    if (isRead(req)) {
+      switch (key) {
+        case '/livez':
+          return livez(req, res);
+        case '/readyz':
+          return readyz(req, res);
+        case '/metrics':
+          return scrape(req, res);
+        case '/debug/state':
+          if (local(req, res, path)) await state(req, res);
+          return;
+        case '/dashboard':
+          if (local(req, res, path)) dashboard(req, res);
+          return;
+      }
+    }
+    if (path.toLowerCase().startsWith('/admin/')) {
+      // every method under /admin/ is loopback-only, before anything else is said about it
+      if (!local(req, res, path)) return;
+      const m = req.method === 'POST' ? ACTION_ROUTE.exec(path) : null;
+      if (m) return action(req, res, m[1]!, m[2]!, m[3]!);
+    }
+    sendJson(req, res, 404, { error: `no admin route ${req.method} ${path}` });
+  };
+
+  return (req, res) => {
+    const path = pathOf(req);
+    route(req, res, path).catch((err: unknown) => {
+      log.error({ err, path: clip(path) }, 'admin: internal error');
+      if (!res.headersSent) sendJson(req, res, 500, { error: 'internal error in the admin server' });
+      else res.destroy();
+    });
+  };
 }
 
 /** Starts the admin server and the probes' background work; metrics' scrape-time gauges read from it. */
 export async function startAdmin(options: AdminOptions, listen: { host: string; port: number }): Promise<RunningAdmin> {
   const clock = options.clock ?? systemClock;
+  const heartbeat = new Heartbeat(clock, options.heartbeatMs, (err) => options.log.error({ err }, 'admin: a background check failed'));
   const readiness = new Readiness({
     runtime: options.runtime,
     clock,
@@ -181,10 +219,11 @@ export async function startAdmin(options: AdminOptions, listen: { host: string; 
     metrics: options.metrics,
     policy: options.readiness ?? 'breakers',
     unreadyAfterMs: options.unreadyAfterMs ?? 10_000,
+    heartbeat,
   });
-  const liveness = new Liveness(options.liveness);
+  const liveness = new Liveness(heartbeat, options.liveness);
   const recent = new RecentStats(options.metrics, { ...options.recent, now: () => clock.now() });
-  const app = createAdminApp(options, { readiness, liveness, recent });
+  const handler = createAdminHandler(options, { readiness, liveness, recent });
 
   const scrape = options.metrics.scrape;
   scrape.ready = () => (readiness.evaluate().ready ? 1 : 0);
@@ -199,7 +238,7 @@ export async function startAdmin(options: AdminOptions, listen: { host: string; 
       requestTimeout: limits.requestTimeoutMs,
       connectionsCheckingInterval: limits.checkEveryMs,
     },
-    app,
+    handler,
   );
   server.maxConnections = limits.maxConnections;
   const sockets = new Set<Socket>();
@@ -216,7 +255,8 @@ export async function startAdmin(options: AdminOptions, listen: { host: string; 
   });
   liveness.start();
   readiness.start();
-  await recent.start();
+  await recent.start(heartbeat);
+  heartbeat.start();
   options.log.info({ admin: `${listen.host}:${port}`, readiness: readiness.policy, unreadyAfterMs: readiness.unreadyAfterMs }, 'admin server listening');
 
   let closing: Promise<void> | undefined;
@@ -227,6 +267,7 @@ export async function startAdmin(options: AdminOptions, listen: { host: string; 
     shutdown: () => readiness.shutdown(),
     close() {
       closing ??= new Promise<void>((resolve) => {
+        heartbeat.stop();
         readiness.stop();
         liveness.stop();
         recent.stop();

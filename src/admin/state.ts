@@ -1,5 +1,6 @@
 // /debug/state: everything an operator needs during an incident, as JSON. Per upstream and
-// endpoint: breaker state and time in it, window counts, holds, inflight, budget left, recent
+// endpoint: breaker state and time in it, window counts, holds, inflight and bulkhead slots, the
+// queue's depth per priority, budget left, recent
 // error rate and latency, fallbacks; plus the config generation and source and the readiness
 // verdict. Keys never appear: auth shows only its header and source (Secret redacts itself
 // anyway), and URLs lose their user info and query values.
@@ -30,8 +31,10 @@ export function debugState(runtime: ProxyRuntime, now: number, readiness: Verdic
           unavailableForMs: availability?.unavailableForMs ?? 0,
           budget: { left: u.budget.available(), ratio: u.config.retry.budget.ratio, minPerSecond: u.config.retry.budget.minPerSecond },
           retry: { maxAttempts: u.config.retry.maxAttempts },
+          queue: u.queue.describe(),
           fallbacks: Object.fromEntries([...u.config.fallbacks].map(([model, chain]) => [model, chain.map((s) => ({ model: s.model, maxTokens: s.maxTokens ?? null }))])),
           recent: r,
+          cache: u.cache?.describe() ?? null,
           endpoints: u.endpoints.map((e) => {
             const d = e.describe(now);
             return { ...d, url: redactUrl(d.url), retired: e.retired, recent: recent.endpoint(u.config.name, e.name) };

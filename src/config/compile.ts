@@ -1,158 +1,23 @@
-// spec -> RuntimeConfig: validate, fill defaults into new objects (never the caller's),
-// convert durations to ms, resolve auth. The one path every source goes through.
-import { DEFAULTS } from './defaults.ts';
-import { parseDuration } from './duration.ts';
+// spec -> RuntimeConfig for documents nobody has checked yet (the Kubernetes source, the
+// controller, tests): validate (TypeBox schema, then the named rules), then lower.ts. The one
+// path every unchecked document goes through; the file source validates in its parse worker and
+// lowers on the main thread, so a --config sidecar never loads TypeBox there.
+import { ConfigError, type AuthResolver } from './errors.ts';
+import { lowerConfig, lowerUpstream } from './lower.ts';
+import type { UpstreamDocument } from './schema.ts';
+import type { RuntimeConfig, UpstreamConfig } from './runtime.ts';
 import { validateDocument } from './validate.ts';
-import type { AuthSpec, ChargeableOutcome, EndpointSpec, UpstreamDocument } from './schema.ts';
-import type { AuthConfig, BreakerConfig, EndpointConfig, FallbackStep, RuntimeConfig, UpstreamConfig } from './runtime.ts';
-import { Secret } from './runtime.ts';
-import { redactUrlsIn } from './url.ts';
 
-/** "/v1/chat/completions/" -> "chat/completions": how retry.paths and request paths are compared. */
-export function normalizePath(path: string): string {
-  const trimmed = path.replace(/^\/+|\/+$/g, '');
-  return trimmed.startsWith('v1/') ? trimmed.slice(3) : trimmed;
-}
-
-/** Why a document could not be applied. `reason` doubles as the Kubernetes condition reason. */
-export type ConfigErrorReason = 'Invalid' | 'SecretNotFound' | 'KeyNotFound' | 'Forbidden' | 'Unresolvable';
-
-/**
- * A config that cannot be applied. Its message ends up in logs, Events, status conditions and
- * /debug/state, so any URL in the detail is redacted here, whoever wrote the detail.
- */
-export class ConfigError extends Error {
-  readonly code = 'BREAKWATER_CONFIG_INVALID';
-  readonly reason: ConfigErrorReason;
-  readonly document: string;
-  readonly path: string;
-  readonly detail: string;
-  constructor(document: string, path: string, detail: string, reason: ConfigErrorReason = 'Invalid') {
-    const safe = redactUrlsIn(detail);
-    super(`${document}: ${path}: ${safe}`);
-    this.name = 'ConfigError';
-    this.document = document;
-    this.path = path;
-    this.detail = safe;
-    this.reason = reason;
-  }
-}
-
-/** Turns an endpoint's auth spec into the key. Throws ConfigError (never includes the key). */
-export type AuthResolver = (auth: AuthSpec, where: { document: string; path: string; namespace: string | undefined }) => Secret;
-
-export function describeDocument(doc: unknown, index: number): string {
-  const name = (doc as UpstreamDocument | undefined)?.metadata?.name;
-  return typeof name === 'string' ? `document ${index + 1} (LLMUpstream "${name}")` : `document ${index + 1}`;
-}
-
-function compileAuth(spec: AuthSpec | undefined, api: UpstreamConfig['api'], resolve: AuthResolver, where: Parameters<AuthResolver>[1]): AuthConfig | undefined {
-  if (!spec) return undefined;
-  const header = (spec.header ?? (api === 'anthropic' ? 'x-api-key' : 'Authorization')).toLowerCase();
-  const prefix = spec.prefix ?? (header === 'authorization' ? 'Bearer ' : '');
-  const key = resolve(spec, where);
-  const source = spec.secretRef ? `secret ${spec.secretRef.name}/${spec.secretRef.key}` : spec.env ? `env ${spec.env}` : `file ${spec.file}`;
-  return { header, value: new Secret(prefix + key.reveal()), source };
-}
-
-function encodeQuery(entries: Iterable<[string, string]>): string {
-  let out = '';
-  for (const [k, v] of entries) out += `&${encodeURIComponent(k)}=${encodeURIComponent(v)}`;
-  return out;
-}
-
-function compileEndpoint(upstream: string, api: UpstreamConfig['api'], e: EndpointSpec, i: number, resolve: AuthResolver, document: string, namespace: string | undefined): EndpointConfig {
-  const url = new URL(e.url);
-  const query = [...url.searchParams.entries(), ...Object.entries(e.query ?? {})];
-  return {
-    key: `${upstream}/${e.name}/${e.url}`,
-    name: e.name,
-    url: e.url,
-    origin: url.origin,
-    basePath: url.pathname.replace(/\/+$/, ''),
-    query: encodeQuery(query),
-    priority: e.priority ?? DEFAULTS.endpoint.priority,
-    weight: e.weight ?? DEFAULTS.endpoint.weight,
-    auth: compileAuth(e.auth, api, resolve, { document, path: `spec.endpoints[${i}].auth`, namespace }),
-    models: new Map(Object.entries(e.models ?? {})),
-    headers: Object.entries(e.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const),
-  };
-}
-
-/** every breaker field, in a stable form: the breaker's change-detection key */
-function breakerKey(b: Omit<BreakerConfig, 'key'>): string {
-  return JSON.stringify({ ...b, failOn: [...b.failOn].sort() });
-}
+export { ConfigError, describeDocument, type AuthResolver, type ConfigErrorReason } from './errors.ts';
+export { normalizePath } from './lower.ts';
 
 export function compileUpstream(doc: UpstreamDocument, resolve: AuthResolver, document = `LLMUpstream "${doc.metadata.name}"`): UpstreamConfig {
   const violations = validateDocument(doc);
   if (violations.length > 0) throw new ConfigError(document, violations[0]!.path, violations[0]!.message);
-  const { spec, metadata } = doc;
-  const api = spec.api ?? DEFAULTS.api;
-  const b = spec.breaker ?? {};
-  const r = spec.retry ?? {};
-  const t = spec.timeouts ?? {};
-  const endpoints = spec.endpoints
-    .map((e, i) => compileEndpoint(metadata.name, api, e, i, resolve, document, metadata.namespace))
-    .sort((x, y) => x.priority - y.priority); // Array.prototype.sort is stable: spec order within a priority
-  const fallbacks = new Map<string, readonly FallbackStep[]>();
-  for (const f of spec.fallbacks ?? []) fallbacks.set(f.model, f.chain.map((c) => ({ model: c.model, maxTokens: c.maxTokens })));
-  const breaker = {
-    errorThresholdPercentage: b.errorThresholdPercentage ?? DEFAULTS.breaker.errorThresholdPercentage,
-    volumeThreshold: b.volumeThreshold ?? DEFAULTS.breaker.volumeThreshold,
-    consecutiveFailures: b.consecutiveFailures ?? DEFAULTS.breaker.consecutiveFailures,
-    rollingWindowMs: parseDuration(b.rollingWindow ?? DEFAULTS.breaker.rollingWindow),
-    openDurationMs: parseDuration(b.openDuration ?? DEFAULTS.breaker.openDuration),
-    halfOpenRamp: [...(b.halfOpenRamp ?? DEFAULTS.breaker.halfOpenRamp)],
-    failOn: new Set<ChargeableOutcome>(b.failOn ?? DEFAULTS.breaker.failOn),
-  };
-  return {
-    name: metadata.name,
-    namespace: metadata.namespace,
-    generation: metadata.generation,
-    api,
-    required: spec.required ?? DEFAULTS.required,
-    endpoints,
-    breaker: { ...breaker, key: breakerKey(breaker) },
-    retry: {
-      maxAttempts: r.maxAttempts ?? DEFAULTS.retry.maxAttempts,
-      backoff: {
-        initialMs: parseDuration(r.backoff?.initial ?? DEFAULTS.retry.backoff.initial),
-        maxMs: parseDuration(r.backoff?.max ?? DEFAULTS.retry.backoff.max),
-        jitter: r.backoff?.jitter ?? DEFAULTS.retry.backoff.jitter,
-      },
-      budget: {
-        ratio: r.budget?.ratio ?? DEFAULTS.retry.budget.ratio,
-        minPerSecond: r.budget?.minPerSecond ?? DEFAULTS.retry.budget.minPerSecond,
-      },
-      respectRetryAfter: r.respectRetryAfter ?? DEFAULTS.retry.respectRetryAfter,
-      maxRetryAfterMs: parseDuration(r.maxRetryAfter ?? DEFAULTS.retry.maxRetryAfter),
-      paths: new Set((r.paths ?? DEFAULTS.retry.paths).map(normalizePath)),
-    },
-    timeouts: {
-      connectMs: parseDuration(t.connect ?? DEFAULTS.timeouts.connect),
-      firstByteMs: parseDuration(t.firstByte ?? DEFAULTS.timeouts.firstByte),
-      responseMs: parseDuration(t.response ?? DEFAULTS.timeouts.response),
-      idleMs: parseDuration(t.idle ?? DEFAULTS.timeouts.idle),
-      totalMs: parseDuration(t.total ?? DEFAULTS.timeouts.total),
-    },
-    fallbacks,
-    validate: {
-      emptyChoices: spec.validate?.emptyChoices ?? DEFAULTS.validate.emptyChoices,
-      errorInBody: spec.validate?.errorInBody ?? DEFAULTS.validate.errorInBody,
-    },
-  };
+  return lowerUpstream(doc, resolve, document);
 }
 
 /** Compiles a whole set of documents; the first bad one rejects the set (last good config keeps serving). */
 export function compileConfig(docs: readonly unknown[], resolve: AuthResolver, source: string, generation: number, now = Date.now()): RuntimeConfig {
-  const upstreams = new Map<string, UpstreamConfig>();
-  docs.forEach((doc, i) => {
-    if (doc === undefined) return; // an empty document in a YAML stream: numbered, never compiled
-    const document = describeDocument(doc, i);
-    const upstream = compileUpstream(doc as UpstreamDocument, resolve, document);
-    if (upstreams.has(upstream.name)) throw new ConfigError(document, 'metadata.name', `upstream "${upstream.name}" is defined twice`);
-    upstreams.set(upstream.name, upstream);
-  });
-  return { generation, source, appliedAt: now, upstreams };
+  return lowerConfig(docs, resolve, source, generation, now, compileUpstream);
 }

@@ -26,4 +26,10 @@ export const DEFAULTS = {
   },
   timeouts: { connect: '2s', firstByte: '60s', response: '300s', idle: '30s', total: '600s' },
   validate: { emptyChoices: true, errorInBody: true },
+  queue: { maxSize: 256, maxWait: '5s' },
+  cache: { enabled: false, ttl: '5m', maxEntries: 1000, maxBytes: 16 * 1024 * 1024 },
+  // `models` lists models: it answers without spending a token on every OpenAI-shaped API
+  healthCheck: { enabled: false, path: 'models', interval: '15s', timeout: '5s' },
+  balance: 'weighted',
+  hedge: { maxExtra: 1 },
 } as const;

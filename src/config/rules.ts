@@ -25,6 +25,7 @@ export interface CrossFieldRule {
 }
 
 const backoffDefaults = DEFAULTS.retry.backoff;
+const healthDefaults = DEFAULTS.healthCheck;
 
 /**
  * An http URL whose host is a 127.x.y.z literal. Matched on the URL itself, by CEL and by TS
@@ -201,6 +202,33 @@ export const RULES: readonly CrossFieldRule[] = [
         });
       });
       return out;
+    },
+  },
+  {
+    // probes of open endpoints every few milliseconds would be load, not a check
+    name: 'health-check-interval-at-least-1s',
+    at: 'spec.healthCheck',
+    cel: `duration(has(self.interval) ? self.interval : '${healthDefaults.interval}') >= duration('1s')`,
+    message: 'healthCheck.interval must be at least 1s',
+    fieldPath: '.interval',
+    check(spec) {
+      const h = spec.healthCheck;
+      return h && parseDuration(h.interval ?? healthDefaults.interval) < 1000 ? [{ path: 'spec.healthCheck.interval', message: this.message }] : [];
+    },
+  },
+  {
+    // a probe that may outlast its interval would overlap the next
+    name: 'health-check-timeout-within-interval',
+    at: 'spec.healthCheck',
+    cel: `duration(has(self.timeout) ? self.timeout : '${healthDefaults.timeout}') <= duration(has(self.interval) ? self.interval : '${healthDefaults.interval}')`,
+    message: `healthCheck.timeout must be at most healthCheck.interval (defaults: interval ${healthDefaults.interval}, timeout ${healthDefaults.timeout})`,
+    fieldPath: '.timeout',
+    check(spec) {
+      const h = spec.healthCheck;
+      if (!h) return [];
+      const interval = parseDuration(h.interval ?? healthDefaults.interval);
+      const timeout = parseDuration(h.timeout ?? healthDefaults.timeout);
+      return timeout <= interval ? [] : [{ path: 'spec.healthCheck.timeout', message: this.message }];
     },
   },
 ];

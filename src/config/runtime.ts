@@ -53,6 +53,15 @@ export interface EndpointConfig {
   auth: AuthConfig | undefined;
   models: ReadonlyMap<string, string>;
   headers: readonly (readonly [string, string])[];
+  /** bulkhead: attempts in flight at most (undefined: no limit) */
+  maxConcurrent: number | undefined;
+  /** client-side token buckets (undefined: none); at least one of the two is set */
+  rateLimit: RateLimitConfig | undefined;
+}
+
+export interface RateLimitConfig {
+  requestsPerMinute: number | undefined;
+  tokensPerMinute: number | undefined;
 }
 
 export interface BreakerConfig {
@@ -106,6 +115,15 @@ export interface UpstreamConfig {
   timeouts: TimeoutsConfig;
   fallbacks: ReadonlyMap<string, readonly FallbackStep[]>;
   validate: { emptyChoices: boolean; errorInBody: boolean };
+  /** waiters for a bulkhead slot or a rate-limit token */
+  queue: { maxSize: number; maxWaitMs: number };
+  /** exact-match cache; undefined when off */
+  cache: { ttlMs: number; maxEntries: number; maxBytes: number } | undefined;
+  /** active probes of open endpoints; undefined when off */
+  healthCheck: { path: string; intervalMs: number; timeoutMs: number } | undefined;
+  balance: 'weighted' | 'leastLatency';
+  /** hedged attempts; undefined when off */
+  hedge: { afterMs: number; maxExtra: number } | undefined;
 }
 
 export interface RuntimeConfig {

@@ -44,6 +44,16 @@ export const AuthSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const RateLimitSchema = Type.Object(
+  {
+    requestsPerMinute: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000000, description: 'client-side requests per minute to this endpoint' })),
+    tokensPerMinute: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 10000000000, description: 'client-side tokens (prompt + completion) per minute to this endpoint' }),
+    ),
+  },
+  { additionalProperties: false, minProperties: 1, description: 'token buckets: a request is sent only when both have room' },
+);
+
 export const EndpointSchema = Type.Object(
   {
     name: Name('endpoint name, unique within the upstream'),
@@ -55,6 +65,10 @@ export const EndpointSchema = Type.Object(
     models: Type.Optional(StringMap('requested model -> model name at this endpoint', 64)),
     headers: Type.Optional(StringMap('extra request headers', 32)),
     query: Type.Optional(StringMap('extra query parameters', 32)),
+    maxConcurrent: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 100000, description: 'bulkhead: at most this many attempts in flight (a stream counts until it ends); default no limit' }),
+    ),
+    rateLimit: Type.Optional(RateLimitSchema),
   },
   { additionalProperties: false },
 );
@@ -135,6 +149,45 @@ export const ValidateSchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const QueueSchema = Type.Object(
+  {
+    maxSize: Type.Optional(Type.Integer({ minimum: 0, maximum: 100000, description: 'waiting requests per upstream; 0: refuse at once when no endpoint has room' })),
+    maxWait: Type.Optional(Duration('a waiter gives up after this (or its deadline, whichever is sooner)')),
+  },
+  { additionalProperties: false },
+);
+
+export const CacheSchema = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean()),
+    ttl: Type.Optional(Duration('how long an answer is served from the cache')),
+    maxEntries: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000000 })),
+    maxBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 1073741824, description: 'bytes of cached answers (keys included)' })),
+  },
+  { additionalProperties: false },
+);
+
+/** path segments that cannot be dot segments (a segment never starts with "."): the probe stays under the endpoint url */
+const HEALTH_PATH_PATTERN = '^/?[A-Za-z0-9_~-][A-Za-z0-9._~-]*(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)*/?$';
+
+export const HealthCheckSchema = Type.Object(
+  {
+    enabled: Type.Optional(Type.Boolean()),
+    path: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: HEALTH_PATH_PATTERN, description: 'probed with GET, relative to the endpoint url; must not spend tokens' })),
+    interval: Type.Optional(Duration('between probes of one open endpoint (jittered)')),
+    timeout: Type.Optional(Duration('one probe')),
+  },
+  { additionalProperties: false },
+);
+
+export const HedgeSchema = Type.Object(
+  {
+    after: Duration('start one more attempt when the first byte has not arrived after this'),
+    maxExtra: Type.Optional(Type.Integer({ minimum: 1, maximum: 3, description: 'hedged attempts per request; default 1' })),
+  },
+  { additionalProperties: false },
+);
+
 export const SpecSchema = Type.Object(
   {
     api: Type.Optional(Type.Union([Type.Literal('openai'), Type.Literal('anthropic')], { description: 'API dialect; default openai' })),
@@ -145,6 +198,13 @@ export const SpecSchema = Type.Object(
     timeouts: Type.Optional(TimeoutsSchema),
     fallbacks: Type.Optional(Type.Array(FallbackSchema, { maxItems: 32 })),
     validate: Type.Optional(ValidateSchema),
+    queue: Type.Optional(QueueSchema),
+    cache: Type.Optional(CacheSchema),
+    healthCheck: Type.Optional(HealthCheckSchema),
+    balance: Type.Optional(
+      Type.Union([Type.Literal('weighted'), Type.Literal('leastLatency')], { description: 'choice within a priority; default weighted' }),
+    ),
+    hedge: Type.Optional(HedgeSchema),
   },
   { additionalProperties: false },
 );

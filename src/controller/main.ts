@@ -52,7 +52,7 @@ export async function startController(flags: Flags, log: Logger): Promise<Runnin
   // a bad values file stops the controller here, naming the field, not at the first pod
   const values = flags['injection-config'] ? loadSidecarValues(flags['injection-config']) : sidecarValues(undefined);
   const client = new KubeClient(loadKubeConfig(flags.kubeconfig ?? process.env.KUBECONFIG));
-  const metrics = createControllerMetrics();
+  const metrics = createControllerMetrics(undefined, { eventLoop: flags['event-loop-metrics'] });
   const clock = systemClock;
 
   const manager = new Manager(log);

@@ -2,10 +2,12 @@
 // the same Liveness as the sidecar's), /readyz (named checks: each runnable that can be
 // unready says why) and /metrics. Nothing here is loopback-only: it shows no state beyond
 // the check names.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import express from 'express';
+import { systemClock } from '../clock.ts';
+import { Heartbeat } from '../admin/heartbeat.ts';
 import { Liveness } from '../admin/liveness.ts';
+import { isRead, pathOf, routeKey, send, sendJson } from '../admin/respond.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { ControllerMetrics } from '../telemetry/metrics.ts';
 import type { Runnable } from './manager.ts';
@@ -21,7 +23,8 @@ export class ProbeServer implements Runnable {
   readonly #listen: { host: string; port: number };
   readonly #log: Logger;
   readonly #checks: ReadyCheck[] = [];
-  readonly #liveness = new Liveness();
+  readonly #heartbeat = new Heartbeat(systemClock);
+  readonly #liveness = new Liveness(this.#heartbeat);
   readonly #sockets = new Set<Socket>();
   readonly #server: Server;
   #shuttingDown = false;
@@ -30,37 +33,39 @@ export class ProbeServer implements Runnable {
   constructor(options: { listen: { host: string; port: number }; log: Logger; metrics: ControllerMetrics }) {
     this.#listen = options.listen;
     this.#log = options.log;
-    const app = express();
-    app.set('x-powered-by', false);
-    app.set('etag', false);
-    app.get('/livez', (_req, res) => {
-      const report = this.#liveness.check();
-      res.status(report.live ? 200 : 503).set('cache-control', 'no-store').json({ status: report.live ? 'ok' : 'stalled', reason: report.reason });
-    });
-    app.get('/readyz', (_req, res) => {
-      const failing = this.#shuttingDown
-        ? [{ name: 'shutdown', reason: 'shutting down' }]
-        : this.#checks.flatMap((c) => {
-            const reason = c.check();
-            return reason === undefined ? [] : [{ name: c.name, reason }];
-          });
-      res
-        .status(failing.length === 0 ? 200 : 503)
-        .set('cache-control', 'no-store')
-        .json({ status: failing.length === 0 ? 'ready' : 'unready', checks: this.#checks.map((c) => c.name), failing });
-    });
-    app.get('/metrics', async (_req, res, next) => {
-      try {
-        const text = await options.metrics.registry.metrics();
-        res.status(200).set('content-type', options.metrics.registry.contentType).set('cache-control', 'no-store').send(text);
-      } catch (err) {
-        next(err);
+    const noStore = { 'cache-control': 'no-store' };
+    const route = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
+      switch (isRead(req) ? routeKey(path) : undefined) {
+        case '/livez': {
+          const report = this.#liveness.check();
+          return sendJson(req, res, report.live ? 200 : 503, { status: report.live ? 'ok' : 'stalled', reason: report.reason }, noStore);
+        }
+        case '/readyz': {
+          const failing = this.#shuttingDown
+            ? [{ name: 'shutdown', reason: 'shutting down' }]
+            : this.#checks.flatMap((c) => {
+                const reason = c.check();
+                return reason === undefined ? [] : [{ name: c.name, reason }];
+              });
+          return sendJson(req, res, failing.length === 0 ? 200 : 503, { status: failing.length === 0 ? 'ready' : 'unready', checks: this.#checks.map((c) => c.name), failing }, noStore);
+        }
+        case '/metrics': {
+          const text = await options.metrics.registry.metrics();
+          return send(req, res, 200, { 'content-type': options.metrics.registry.contentType, ...noStore }, text);
+        }
+        default:
+          return sendJson(req, res, 404, { error: `no route ${req.method} ${path}` });
       }
-    });
-    app.use((req, res) => {
-      res.status(404).json({ error: `no route ${req.method} ${req.path}` });
-    });
-    this.#server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 10_000, headersTimeout: 5_000 }, app);
+    };
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      const path = pathOf(req);
+      route(req, res, path).catch((err: unknown) => {
+        this.#log.error({ err }, 'controller admin: internal error');
+        if (!res.headersSent) sendJson(req, res, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+    };
+    this.#server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 10_000, headersTimeout: 5_000 }, handler);
     this.#server.on('connection', (s: Socket) => {
       this.#sockets.add(s);
       s.on('close', () => this.#sockets.delete(s));
@@ -85,10 +90,12 @@ export class ProbeServer implements Runnable {
       });
     });
     this.#liveness.start();
+    this.#heartbeat.start();
     this.#log.info({ admin: `${this.#listen.host}:${this.port}` }, 'controller admin server listening');
   }
 
   async stop(): Promise<void> {
+    this.#heartbeat.stop();
     this.#liveness.stop();
     await new Promise<void>((resolve) => {
       this.#server.close(() => resolve());

@@ -3,12 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FaultRule, RuleSet } from './faults.ts';
 import { readBody } from './io.ts';
 import type { Lockstep } from './lockstep.ts';
+import { validateQuota, type Quota } from './quota.ts';
 import type { Stats } from './stats.ts';
 
 export interface ControlDeps {
   rules: RuleSet;
   stats: Stats;
   lockstep: Lockstep;
+  quota: Quota;
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
@@ -53,6 +55,18 @@ export async function control(
       }
       return reply(res, 200, { rules: deps.rules.list() });
     }
+  }
+  if (sub === 'quota' && method === 'DELETE') {
+    deps.quota.set(null);
+    return reply(res, 200, { ok: true });
+  }
+  if (sub === 'quota' && (method === 'POST' || method === 'PUT')) {
+    try {
+      deps.quota.set(validateQuota(JSON.parse(raw.toString() || 'null')));
+    } catch (e) {
+      return reply(res, 400, { error: `bad quota: ${(e as Error).message}` });
+    }
+    return reply(res, 200, { ok: true });
   }
   if (sub === 'stats' && method === 'GET') return reply(res, 200, deps.stats.snapshot());
   if (sub === 'stats/reset' && method === 'POST') {

@@ -6,6 +6,7 @@ import { NONE, type RuleSet } from './faults.ts';
 import { resolvePlan, UnknownFaultError, type RequestPlan } from './plan.ts';
 import { readBody } from './io.ts';
 import type { Lockstep } from './lockstep.ts';
+import { OVER_QUOTA, type Quota } from './quota.ts';
 import { answer, type Live } from './respond.ts';
 import { route } from './routes.ts';
 import type { Stats } from './stats.ts';
@@ -15,6 +16,8 @@ export interface HandlerDeps {
   stats: Stats;
   rules: RuleSet;
   lockstep: Lockstep;
+  /** the provider-side rate limit, when one is set */
+  quota: Quota;
   /** The next request number (1, 2, …). */
   nextNumber(): number;
 }
@@ -34,7 +37,7 @@ function parseBody(raw: Buffer): Record<string, unknown> | null {
 }
 
 export function providerHandler(deps: HandlerDeps) {
-  const { name, stats, rules, lockstep } = deps;
+  const { name, stats, rules, lockstep, quota } = deps;
 
   return async function provider(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     stats.enter();
@@ -84,6 +87,12 @@ export function providerHandler(deps: HandlerDeps) {
         if (!(e instanceof UnknownFaultError)) throw e;
         rejection = e.message;
       }
+    }
+    if (plan !== null && quota.active) {
+      // charged on arrival, like a provider: 1 request, the prompt and the output cap
+      const charged = quota.charge(ctx.promptTokens + (maxTokensOf(body).maxTokens ?? plan.events), dialect.name);
+      Object.assign(headers, charged.headers);
+      if (charged.overMs !== undefined) plan = { ...plan, fault: OVER_QUOTA, retryAfterMs: charged.overMs };
     }
     stats.record({
       method,

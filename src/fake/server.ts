@@ -75,6 +75,15 @@
  *                         SSE one endless `data:` line, JSON an endless string
  * Errors carry `retry-after` / `retry-after-ms` when the header or rule gives them.
  *
+ * QUOTA (a provider-side rate limit, off until set; src/fake/quota.ts)
+ *   A bucket of `requests` and/or `tokens` that refills continuously over `windowMs`. Every
+ *   answer then carries the dialect's rate-limit headers (OpenAI x-ratelimit-limit/remaining/
+ *   reset-requests|tokens, reset as "1.5s"; Anthropic anthropic-ratelimit-requests|tokens-limit/
+ *   remaining/reset, reset as an RFC 3339 time). A request that does not fit gets a 429 in the
+ *   dialect's rate-limit shape with retry-after-ms (recorded as fault `over-quota`) and is not
+ *   charged; one that fits is charged 1 request and prompt (body bytes / 4) + its max_tokens
+ *   (or its event count) tokens when it arrives.
+ *
  * CONTROL API (JSON, not counted as provider requests)
  *   POST   /_fake/faults        body: one rule, `{ "rules": [rule, …] }` or `[rule, …]`; replaces the
  *                               rule list (first matching rule wins). A rule:
@@ -85,6 +94,8 @@
  *                               A request's `x-fake-fault` header bypasses (and does not consume) rules.
  *   DELETE /_fake/faults        clear the rules
  *   GET    /_fake/faults        `{ rules }` (with remaining `times`)
+ *   POST   /_fake/quota         body: { requests?, tokens?, windowMs } (a new, whole quota)
+ *   DELETE /_fake/quota         no quota
  *   GET    /_fake/stats         FakeStats: { name, requests, byFault, byModel, byPath, inflight,
  *                               peakConcurrency, recent: [{method, path, model, fault, headers,
  *                               stream, streamId?, at}] } (last 200 requests)
@@ -97,11 +108,13 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { control } from './control.ts';
 import { RuleSet, type FaultRule } from './faults.ts';
+import { Quota, type QuotaSpec } from './quota.ts';
 import { providerHandler } from './handler.ts';
 import { Lockstep } from './lockstep.ts';
 import { Stats, type FakeStats } from './stats.ts';
 
 export type { FaultRule } from './faults.ts';
+export type { QuotaSpec } from './quota.ts';
 export type { FakeStats, FakeRequestRecord } from './stats.ts';
 export { FAULT_NAMES } from './faults.ts';
 
@@ -123,6 +136,8 @@ export interface FakeProvider {
   setFault(rule: FaultRule | null): void;
   /** Replace the rule list (first match wins). */
   setFaults(rules: FaultRule[]): void;
+  /** A provider-side rate limit, whole from now (null: none); same as POST /_fake/quota. */
+  setQuota(spec: QuotaSpec | null): void;
   /** Same as POST /_fake/ack/<id>. */
   ack(streamId: string): void;
   /** Closes the server and destroys open sockets (hung requests included). */
@@ -134,16 +149,17 @@ export function startFake(opts: FakeOptions = {}): Promise<FakeProvider> {
   const stats = new Stats(name);
   const rules = new RuleSet();
   const lockstep = new Lockstep();
+  const quota = new Quota();
   let counter = 0;
 
-  const provider = providerHandler({ name, stats, rules, lockstep, nextNumber: () => ++counter });
+  const provider = providerHandler({ name, stats, rules, lockstep, quota, nextNumber: () => ++counter });
 
   const server = createServer((req, res) => {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
     const work = path.startsWith('/_fake/')
-      ? control(req, res, path, { rules, stats, lockstep })
+      ? control(req, res, path, { rules, stats, lockstep, quota })
       : provider(req, res, path);
     work.catch((err: unknown) => {
       if (!res.headersSent) {
@@ -171,6 +187,7 @@ export function startFake(opts: FakeOptions = {}): Promise<FakeProvider> {
         resetStats: () => stats.reset(),
         setFault: (rule) => (rule === null ? rules.clear() : rules.replace([rule])),
         setFaults: (list) => rules.replace(list),
+        setQuota: (spec) => quota.set(spec),
         ack: (id) => lockstep.ack(id),
         close: () => {
           closing ??= new Promise<void>((done) => {

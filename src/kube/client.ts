@@ -3,7 +3,7 @@
 // sync. Errors carry the HTTP status and the API's `reason`, checked by code, never by message.
 import { KubeConfig, RequestContext, type HttpMethod } from '@kubernetes/client-node';
 import { fetch, type Dispatcher } from 'undici';
-import { ConfigError } from '../config/compile.ts';
+import { ConfigError } from '../config/errors.ts';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 

@@ -3,7 +3,7 @@
 // store keeps the last value it saw while the API server is unreachable, and turns each
 // state into the AuthResolver's answer: the key, or a ConfigError with the condition reason.
 import type { KubernetesListObject, KubernetesObject } from '@kubernetes/client-node';
-import { ConfigError, type AuthResolver } from '../config/compile.ts';
+import { ConfigError, type AuthResolver } from '../config/errors.ts';
 import { Secret } from '../config/runtime.ts';
 import type { AuthSpec } from '../config/schema.ts';
 import type { Logger } from '../telemetry/log.ts';

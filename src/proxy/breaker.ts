@@ -159,6 +159,19 @@ export class Breaker {
     }
   }
 
+  /**
+   * An active health check passed (health.ts): an open breaker goes half-open now instead of at
+   * the end of its open time, and the ramp decides as usual when it closes. A provider's own wait
+   * (Retry-After) is not cut short: while it lasts this does nothing. True when it moved.
+   */
+  probePassed(reason: string): boolean {
+    const now = this.#clock.now();
+    if (this.#state.kind !== 'open' || this.#holdUntil > now) return false;
+    this.#clock.clearTimeout(this.#timer);
+    this.#set({ kind: 'halfOpen', since: now, step: 0, admitted: 0, succeeded: 0 }, reason, true);
+    return true;
+  }
+
   /** admin action: open now, for openDuration */
   forceOpen(reason = 'opened by an operator'): void {
     this.#openFor(this.config.openDurationMs, reason);

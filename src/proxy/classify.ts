@@ -8,7 +8,7 @@ import { retryAfterMs } from './retry.ts';
 /** Why Breakwater itself aborted an attempt. */
 export type AbortCause =
   | { kind: 'timeout'; phase: 'firstByte' | 'response' | 'idle' }
-  | { kind: 'cancelled'; reason: 'client_disconnected' | 'deadline' };
+  | { kind: 'cancelled'; reason: 'client_disconnected' | 'deadline' | 'hedge_lost' };
 
 const CONNECT_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT',

@@ -9,9 +9,10 @@ import { classifyBodyError, classifySseOverflow, classifyStreamError } from './c
 import type { Attempt, ResponseBody } from './forward.ts';
 import { describeOutcome, type Outcome } from './outcome.ts';
 import { responseHeaders } from './headers.ts';
-import { writeWithBackpressure, type SseOverflow } from './stream.ts';
+import type { SseOverflow } from './stream.ts';
+import type { Coding, Exchange } from './wire.ts';
 
-export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected';
+export type RequestOutcome = 'ok' | 'client_fault' | 'upstream_error' | 'unavailable' | 'deadline' | 'cancelled' | 'stream_broken' | 'rejected' | 'shed';
 
 function headersFor(req: ProxyRequest, a: Answer): OutgoingHttpHeaders {
   const headers = responseHeaders(a.result.headers, a.result.body.kind !== 'raw');
@@ -20,6 +21,7 @@ function headersFor(req: ProxyRequest, a: Answer): OutgoingHttpHeaders {
   headers['x-breakwater-attempts'] = String(a.attempts);
   if (a.fallbackModel !== undefined) headers['x-breakwater-fallback-model'] = a.fallbackModel;
   if (a.result.status >= 400) headers['x-should-retry'] = 'false';
+  if (req.cache) headers['x-breakwater-cache'] = req.cache.result;
   return headers;
 }
 
@@ -36,8 +38,10 @@ export async function commit(req: ProxyRequest, res: ServerResponse, answer: Ans
         headers['content-length'] = result.body.bytes.length;
         res.writeHead(result.status, headers);
         res.end(result.body.bytes);
+        if (req.cache?.store) req.cache.cache.storeAnswer(req.cache, answer);
         overhead();
         if (result.body.usage) endpoint.recordTokens(result.body.usage.input, result.body.usage.output);
+        if (result.body.usage) attempt.used(result.body.usage.input, result.body.usage.output);
         break;
       case 'sse':
         headers['cache-control'] = 'no-cache';
@@ -45,11 +49,12 @@ export async function commit(req: ProxyRequest, res: ServerResponse, answer: Ans
         overhead();
         outcome = await relaySse(req, res, result.body, attempt);
         endpoint.recordTokens(result.body.scanner.inputTokens, result.body.scanner.outputTokens);
+        attempt.used(result.body.scanner.inputTokens, result.body.scanner.outputTokens);
         break;
       case 'raw':
         res.writeHead(result.status, headers);
         overhead();
-        outcome = await relayRaw(req, res, result.body.stream, attempt);
+        outcome = await relayRaw(req, res, result.body, attempt);
         break;
     }
   } catch (err) {
@@ -67,17 +72,55 @@ export async function commit(req: ProxyRequest, res: ServerResponse, answer: Ans
   return outcome.kind === 'ok' ? 'ok' : 'client_fault';
 }
 
+type PumpEnd = { kind: 'end' } | { kind: 'stopped' } | { kind: 'error'; error: Error };
+
 /**
- * Writes one chunk to the app. While the app's socket is full the idle timer is paused (a slow
- * reader is not the provider's fault); the deadline still applies and ends the wait.
+ * Relays the rest of the exchange to the app as undici delivers it, through `transform` (which
+ * answers the bytes to write, or undefined to stop). While the app's socket is full the exchange
+ * is paused, and with it the provider's stream, and the idle timer stops (a slow reader is not
+ * the provider's fault); the deadline still applies and ends the wait. `pending`: bytes to write
+ * first (the events read up to the commit point).
  */
-async function send(res: ServerResponse, chunk: string | Buffer, live: Attempt, idleMs: number): Promise<void> {
-  const full = writeWithBackpressure(res, chunk, live.controller.signal);
-  if (!full) return;
-  live.disarm();
-  await full;
-  if (live.controller.signal.aborted) throw new Error('attempt aborted while the app was not reading');
-  live.arm('idle', idleMs);
+function pump(res: ServerResponse, live: Attempt, body: { exchange: Exchange; coding: Coding | undefined }, idleMs: number, pending: Buffer | undefined, transform: (chunk: Buffer) => Buffer | undefined): Promise<PumpEnd> {
+  const { exchange } = body;
+  return new Promise((resolve) => {
+    let finished = false;
+    const finish = (end: PumpEnd) => {
+      if (finished) return;
+      finished = true;
+      res.off('drain', onDrain);
+      resolve(end);
+    };
+    const onDrain = () => {
+      if (finished) return;
+      live.arm('idle', idleMs);
+      exchange.resume();
+    };
+    const full = () => {
+      exchange.pause();
+      live.disarm();
+    };
+    res.on('drain', onDrain);
+    if (pending !== undefined && pending.length > 0 && !res.write(pending)) full();
+    exchange.attach(
+      {
+        data(chunk) {
+          if (finished) return;
+          live.touch();
+          const out = transform(chunk);
+          if (out === undefined) {
+            finish({ kind: 'stopped' });
+            exchange.abort(new Error('relay stopped')); // stop reading: closes the provider's stream
+            return;
+          }
+          if (out.length > 0 && !res.write(out)) full();
+        },
+        end: () => finish({ kind: 'end' }),
+        error: (error) => finish({ kind: 'error', error }),
+      },
+      body.coding,
+    );
+  });
 }
 
 /** An abort or cut after the commit, as an outcome; the app's own disconnect is nothing. */
@@ -88,34 +131,24 @@ function brokenOutcome(error: unknown, live: Attempt): Outcome {
 }
 
 async function relaySse(req: ProxyRequest, res: ServerResponse, body: Extract<ResponseBody, { kind: 'sse' }>, live: Attempt): Promise<Outcome> {
-  const { scanner, rest } = body;
-  const idleMs = req.timeouts.idleMs;
-  let outcome: Outcome;
+  const { scanner } = body;
   let overflow: SseOverflow | undefined;
-  try {
-    await send(res, body.first, live, idleMs);
-    for (;;) {
-      const next = await rest.next();
-      if (next.done) break;
-      live.touch();
-      const events = scanner.push(next.value);
-      if (!Buffer.isBuffer(events)) {
-        overflow = events;
-        rest.return?.().catch(() => undefined); // stop reading: closes the provider's stream
-        break;
-      }
-      if (events.length > 0) await send(res, events, live, idleMs);
-    }
-    outcome = overflow
-      ? classifySseOverflow(overflow)
-      : scanner.errorData !== undefined
-        ? classifyStreamError(req.dialect, scanner.errorData, req.pathKind)
-        : !scanner.sawTerminal
-          ? { kind: 'invalid_response', reason: 'stream ended without its terminal event' }
-          : { kind: 'ok' };
-  } catch (error) {
-    outcome = brokenOutcome(error, live);
-  }
+  const end = await pump(res, live, body, req.timeouts.idleMs, body.first, (chunk) => {
+    const events = scanner.push(chunk);
+    if (Buffer.isBuffer(events)) return events;
+    overflow = events;
+    return undefined;
+  });
+  const outcome: Outcome =
+    end.kind === 'error'
+      ? brokenOutcome(end.error, live)
+      : overflow
+        ? classifySseOverflow(overflow)
+        : scanner.errorData !== undefined
+          ? classifyStreamError(req.dialect, scanner.errorData, req.pathKind)
+          : !scanner.sawTerminal
+            ? { kind: 'invalid_response', reason: 'stream ended without its terminal event' }
+            : { kind: 'ok' };
   if (outcome.kind === 'cancelled' && outcome.reason === 'client_disconnected') return outcome;
   // the provider's own error event already reached the app: it is not told twice
   if (outcome.kind !== 'ok' && scanner.errorData === undefined) {
@@ -131,16 +164,12 @@ async function relaySse(req: ProxyRequest, res: ServerResponse, body: Extract<Re
   return outcome;
 }
 
-async function relayRaw(req: ProxyRequest, res: ServerResponse, stream: NodeJS.ReadableStream, live: Attempt): Promise<Outcome> {
-  try {
-    for await (const chunk of stream) {
-      live.touch();
-      await send(res, chunk as Buffer, live, req.timeouts.idleMs);
-    }
-    res.end();
-    return { kind: 'ok' };
-  } catch (error) {
+async function relayRaw(req: ProxyRequest, res: ServerResponse, body: Extract<ResponseBody, { kind: 'raw' }>, live: Attempt): Promise<Outcome> {
+  const end = await pump(res, live, body, req.timeouts.idleMs, undefined, (chunk) => chunk);
+  if (end.kind === 'error') {
     res.destroy();
-    return brokenOutcome(error, live);
+    return brokenOutcome(end.error, live);
   }
+  res.end();
+  return { kind: 'ok' };
 }

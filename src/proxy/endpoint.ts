@@ -8,8 +8,10 @@ import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { Breaker, BreakerState, Ticket, Transition } from './breaker.ts';
 import { ACCOUNT_HOLD_MS, EndpointGate } from './gate.ts';
+import { HealthProbe } from './health.ts';
 import type { DispatcherFactory, Pool, PoolLease, PoolStore } from './pools.ts';
 import type { Outcome, OutcomeKind } from './outcome.ts';
+import { LatencyEwma } from './select.ts';
 
 export { ACCOUNT_HOLD_MS };
 
@@ -39,14 +41,22 @@ export interface EndpointDeps {
   /** where endpoints lease their connection pool (one per origin) */
   pools: PoolStore;
   random?: () => number;
+  /** the rate limits' window (ratelimit.ts WINDOW_MS, a minute); tests only shorten it */
+  rateLimitWindowMs?: number;
+  /** the gate changed in a way readiness must see: a breaker transition, or an endpoint hold set or extended */
+  onGateChange?: (endpoint: EndpointRuntime) => void;
 }
 
 export class EndpointRuntime {
   readonly upstream: string;
   config: EndpointConfig;
   readonly gate: EndpointGate;
+  /** active health checks while the breaker is open (configured by the runtime on every apply) */
+  readonly health: HealthProbe;
   #pool: PoolLease;
   inflight = 0;
+  /** peak-EWMA of the time to first byte, for balance: leastLatency (select.ts); kept across swaps */
+  readonly latency: LatencyEwma;
   /** removed by a config swap: requests still running on an older snapshot must skip it */
   retired = false;
   #connectMs: number;
@@ -64,7 +74,11 @@ export class EndpointRuntime {
     this.#connectMs = timeouts.connectMs;
     this.#pool = deps.pools.acquire(config, this.#connectMs);
     this.#breakerKey = breaker.key;
+    this.latency = new LatencyEwma(deps.clock);
     this.gate = new EndpointGate(breaker, deps.clock, (t) => this.#onTransition(t), deps.random);
+    this.health = new HealthProbe(this, deps);
+    this.gate.slots.reconfigure(config.maxConcurrent);
+    this.gate.rateLimit(config.rateLimit, deps.rateLimitWindowMs);
     this.inflightGauge = deps.metrics.inflight.labels(upstream, config.name);
     this.ttfb = deps.metrics.ttfb.labels(upstream, config.name);
     this.#tokens = { input: deps.metrics.tokens.labels(upstream, config.name, 'input'), output: deps.metrics.tokens.labels(upstream, config.name, 'output') };
@@ -88,6 +102,8 @@ export class EndpointRuntime {
     const keyChanged = !(config.auth?.value.equals(this.config.auth?.value) ?? this.config.auth === undefined);
     this.config = config;
     if (keyChanged) this.gate.keyRotated();
+    this.gate.slots.reconfigure(config.maxConcurrent); // at once; attempts in flight keep counting
+    this.gate.rateLimit(config.rateLimit, this.#deps.rateLimitWindowMs);
     // the key is computed at compile time from every breaker field: no hand-kept field list
     if (breaker.key !== this.#breakerKey) {
       this.#breakerKey = breaker.key;
@@ -115,7 +131,9 @@ export class EndpointRuntime {
     this.#count(outcome.kind);
     // by value: a reload that keeps the key compiles a new config object for it
     const currentKey = ctx.authUsed === undefined ? this.config.auth === undefined : ctx.authUsed.value.equals(this.config.auth?.value);
+    const heldUntil = this.gate.holdUntil;
     this.gate.record(ticket, outcome, model, { maxRetryAfterMs: ctx.maxRetryAfterMs, respectRetryAfter: ctx.respectRetryAfter, currentKey });
+    if (this.gate.holdUntil !== heldUntil) this.#deps.onGateChange?.(this);
     if (outcome.kind === 'account' && currentKey) {
       this.#deps.log.error(
         { upstream: this.upstream, endpoint: this.name, requestId: ctx.requestId, status: outcome.status, reason: outcome.reason, holdSeconds: ACCOUNT_HOLD_MS / 1000 },
@@ -147,6 +165,10 @@ export class EndpointRuntime {
       hold,
       modelHolds,
       inflight: this.inflight,
+      healthCheck: this.health.describe(),
+      slots: this.gate.slots.describe(),
+      rateLimit: this.gate.limiter?.describe(now) ?? null,
+      ttfbEwmaMs: Math.round(this.latency.value()),
     };
   }
 
@@ -156,6 +178,7 @@ export class EndpointRuntime {
    */
   async drain(keepSeries = false): Promise<void> {
     this.retired = true;
+    this.health.close();
     try {
       await this.#pool.release();
     } finally {
@@ -177,9 +200,11 @@ export class EndpointRuntime {
     const { metrics, log } = this.#deps;
     metrics.breakerTransitions.labels(this.upstream, this.name, t.to).inc();
     this.#publishState(t.to);
+    this.health.breakerMoved(t.to);
     const fields = { upstream: this.upstream, endpoint: this.name, from: t.from, to: t.to, reason: t.reason };
     if (t.to === 'open') log.warn(fields, 'breaker opened');
     else log.info(fields, t.to === 'closed' ? 'breaker closed' : 'breaker half-open');
+    this.#deps.onGateChange?.(this);
   }
 
   #publishState(current: BreakerState['kind']): void {

@@ -12,7 +12,9 @@ import { classifyBodyError, classifyHttpError, classifyJsonBody, classifySseOver
 import type { DialectRules, PathKind, Usage } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { Outcome } from './outcome.ts';
+import type { Reservation } from './ratelimit.ts';
 import { SseScanner } from './stream.ts';
+import { codingOf, collect, Exchange, type Coding } from './wire.ts';
 
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 const MAX_ERROR_BODY_BYTES = 1024 * 1024;
@@ -38,8 +40,9 @@ export interface AttemptRequest {
 
 export type ResponseBody =
   | { kind: 'buffered'; bytes: Buffer; usage?: Usage | undefined }
-  | { kind: 'sse'; first: Buffer; scanner: SseScanner; rest: AsyncIterator<Buffer> }
-  | { kind: 'raw'; stream: Readable };
+  /** the rest of the stream is still on the exchange, paused until the relay attaches */
+  | { kind: 'sse'; first: Buffer; scanner: SseScanner; exchange: Exchange; coding: Coding | undefined }
+  | { kind: 'raw'; exchange: Exchange; coding: Coding | undefined };
 
 export type AttemptResult =
   | { kind: 'answer'; outcome: Outcome; status: number; headers: IncomingHttpHeaders; body: ResponseBody }
@@ -51,27 +54,42 @@ export interface AttemptContext {
 }
 
 /**
- * One attempt on one endpoint: its in-flight count, its timers and abort switch (kept alive past
- * the commit for streams), and settle(), which records the outcome on the endpoint exactly once
- * and releases everything, whatever threw in between. Whoever holds the handle last settles it:
- * the loop for a failure, commit for an answer.
+ * One attempt on one endpoint: its in-flight count, its one timer and its exchange on the wire
+ * (kept alive past the commit for streams), and settle(), which records the outcome on the
+ * endpoint exactly once and releases everything, whatever threw in between. Whoever holds the
+ * handle last settles it: the loop for a failure, commit for an answer.
+ *
+ * One timer per attempt serves both the current phase (firstByte, response, idle) and the
+ * request's deadline: it is armed for whichever comes first, so the deadline needs no timer of
+ * its own, and a phase that would outlast the deadline is cut at the deadline.
  */
 export class Attempt {
-  readonly controller = new AbortController();
   readonly endpoint: EndpointRuntime;
   readonly ticket: Ticket;
   /** the model this attempt asked for (the fallback's, when it is one) */
   readonly model: string | undefined;
   /** the endpoint's config in the request's snapshot: url, key, headers (a reload mid-request changes none) */
   readonly config: EndpointConfig;
+  /** the request on the wire; set by forward() */
+  exchange: Exchange | undefined;
   cause: AbortCause | undefined;
+  /** its share of the endpoint's rate limits (set by the loop after admission), settled with it */
+  reservation: Reservation | undefined;
+  /** tokens the provider reported for it (input + output), once known */
+  #usedTokens: number | undefined;
   #settled = false;
   #ctx: AttemptContext;
   #clock: Clock;
-  #phase: NodeJS.Timeout | undefined;
-  #deadline: NodeJS.Timeout | undefined;
+  #deadlineAt: number;
+  #timer: NodeJS.Timeout | undefined;
+  /** the phase the timer stands for (undefined: only the deadline) */
+  #phase: 'firstByte' | 'response' | 'idle' | undefined;
+  #phaseMs = 0;
+  /** the timer fires at the deadline, not at the end of the phase */
+  #cutByDeadline = false;
   #appSignal: AbortSignal;
   #onAppAbort = () => this.abort({ kind: 'cancelled', reason: 'client_disconnected' });
+  #onTimer = () => this.#fired();
 
   constructor(
     endpoint: EndpointRuntime,
@@ -90,9 +108,10 @@ export class Attempt {
     this.#ctx = ctx;
     this.#clock = clock;
     this.#appSignal = appSignal;
+    this.#deadlineAt = deadline;
     endpoint.inflight++;
     endpoint.inflightGauge.inc();
-    this.#deadline = clock.setTimeout(() => this.abort({ kind: 'cancelled', reason: 'deadline' }), Math.max(0, deadline - clock.now()));
+    this.disarm();
     appSignal.addEventListener('abort', this.#onAppAbort, { once: true });
     if (appSignal.aborted) this.#onAppAbort();
   }
@@ -101,52 +120,78 @@ export class Attempt {
     return this.#settled;
   }
 
-  /** starts (or replaces) the timer for the current phase */
+  get aborted(): boolean {
+    return this.cause !== undefined;
+  }
+
+  /** starts (or replaces) the timer for the current phase, never past the deadline */
   arm(phase: 'firstByte' | 'response' | 'idle', ms: number): void {
-    this.#clock.clearTimeout(this.#phase);
-    this.#phase = this.#clock.setTimeout(() => this.abort({ kind: 'timeout', phase }), ms);
+    this.#phase = phase;
+    this.#phaseMs = ms;
+    this.#set(ms);
   }
 
-  /** pushes the current phase's timer back (a stream event arrived); allocates nothing */
+  /** pushes the current phase's timer back (a stream event arrived) */
   touch(): void {
-    this.#phase?.refresh();
+    if (this.#phase === undefined || this.#cutByDeadline) return;
+    if (this.#clock.now() + this.#phaseMs < this.#deadlineAt) this.#timer?.refresh();
+    else this.#set(this.#phaseMs); // this refresh would run past the deadline: cut at it
   }
 
+  /** no phase runs (the app is not reading): only the deadline applies */
   disarm(): void {
-    this.#clock.clearTimeout(this.#phase);
     this.#phase = undefined;
+    this.#set(Infinity);
   }
 
   abort(cause: AbortCause): void {
-    if (this.controller.signal.aborted) return;
+    if (this.cause) return;
     this.cause = cause;
-    this.controller.abort(new Error(cause.kind === 'timeout' ? `timeout: ${cause.phase}` : cause.reason));
+    this.exchange?.abort(new Error(cause.kind === 'timeout' ? `timeout: ${cause.phase}` : cause.reason));
   }
 
-  /** stops the timers; the attempt is still in flight until settled */
+  /** stops the timer; the attempt is still in flight until settled */
   dispose(): void {
-    this.#clock.clearTimeout(this.#phase);
-    this.#clock.clearTimeout(this.#deadline);
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#appSignal.removeEventListener('abort', this.#onAppAbort);
   }
 
-  /** records the outcome once and releases the attempt; later calls do nothing */
+  /** the provider's reported usage (commit, once the answer is whole): reconciles the reservation at settle */
+  used(input: number, output: number): void {
+    if (input + output > 0) this.#usedTokens = input + output;
+  }
+
+  /** records the outcome once and releases the attempt (its bulkhead slot, its rate-limit reservation); later calls do nothing */
   settle(outcome: Outcome): void {
     if (this.#settled) return;
     this.#settled = true;
     this.dispose();
+    this.reservation?.settle(outcome, this.#usedTokens, this.#clock.now());
+    // tokens given back may be room for a waiter: the queue looks again (a waiter that finds none waits on)
+    if (this.reservation) this.endpoint.gate.onRoom(1);
     this.endpoint.inflight--;
     this.endpoint.inflightGauge.dec();
-    this.endpoint.record(this.ticket, outcome, this.model, { requestId: this.#ctx.requestId, ...this.#ctx.retry, authUsed: this.config.auth });
+    try {
+      this.endpoint.record(this.ticket, outcome, this.model, { requestId: this.#ctx.requestId, ...this.#ctx.retry, authUsed: this.config.auth });
+    } finally {
+      // after the record, so a waiter woken by the free slot sees what this outcome did to the breaker
+      this.endpoint.gate.release();
+    }
   }
-}
 
-function decoderFor(encoding: string | string[] | undefined): 'gzip' | 'deflate' | 'br' | undefined {
-  const e = (Array.isArray(encoding) ? encoding[0] : encoding)?.trim().toLowerCase();
-  if (e === 'gzip' || e === 'x-gzip') return 'gzip';
-  if (e === 'deflate') return 'deflate';
-  if (e === 'br') return 'br';
-  return undefined;
+  #set(ms: number): void {
+    if (this.#settled) return;
+    const left = Math.max(0, this.#deadlineAt - this.#clock.now());
+    this.#cutByDeadline = left <= ms;
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = this.#clock.setTimeout(this.#onTimer, this.#cutByDeadline ? left : ms);
+  }
+
+  #fired(): void {
+    if (this.#cutByDeadline || this.#phase === undefined) this.abort({ kind: 'cancelled', reason: 'deadline' });
+    else this.abort({ kind: 'timeout', phase: this.#phase });
+  }
 }
 
 /** inflated in one synchronous call up to this size (the usual small body: cheapest) */
@@ -158,7 +203,7 @@ const SYNC_DECODERS = { gzip: gunzipSync, deflate: inflateSync, br: brotliDecomp
  * event loop while it expands: past SYNC_DECODE_BYTES it is inflated again as a stream, in 16 KiB
  * pieces between turns of the event loop (inflating 64 MiB in one call blocked it ~200 ms).
  */
-async function decodeWhole(bytes: Buffer, coding: ReturnType<typeof decoderFor>, limit: number): Promise<Buffer> {
+async function decodeWhole(bytes: Buffer, coding: Coding | undefined, limit: number): Promise<Buffer> {
   if (coding === undefined) return bytes;
   const syncLimit = Math.min(limit, SYNC_DECODE_BYTES);
   try {
@@ -174,7 +219,7 @@ async function decodeWhole(bytes: Buffer, coding: ReturnType<typeof decoderFor>,
  * limits): zlib inflates a chunk in pieces of 16 KiB and only as they are taken, so a small
  * compressed body that expands without end (a bomb) is cut at that limit.
  */
-function decodingStream(body: Readable, coding: ReturnType<typeof decoderFor>): Readable {
+function decodingStream(body: Readable, coding: Coding | undefined): Readable {
   if (coding === undefined) return body;
   const decoder = coding === 'gzip' ? createGunzip() : coding === 'deflate' ? createInflate() : createBrotliDecompress();
   return pipeline(body, decoder, () => undefined); // errors surface on the decoder
@@ -226,15 +271,16 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
   let awaitingHeaders = true;
   if (body === undefined || Buffer.isBuffer(body) || body.readableEnded) live.arm(headersPhase, headersWaitMs);
   else body.once('end', () => awaitingHeaders && live.arm(headersPhase, headersWaitMs));
-  let response;
+  const exchange = new Exchange();
+  live.exchange = exchange;
+  if (live.cause) exchange.abort(new Error('aborted before it was sent'));
   try {
-    response = await endpoint.dispatcher.request({
+    await exchange.start(endpoint.dispatcher, {
       origin: config.origin,
       path: requestPath(config, req.path, req.search),
       method: req.method as 'POST',
       headers,
       body,
-      signal: live.controller.signal,
       headersTimeout: 0,
       bodyTimeout: 0,
     });
@@ -243,14 +289,15 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
   }
   awaitingHeaders = false;
   endpoint.ttfb.observe((clock.now() - started) / 1000);
-  const { statusCode: status, headers: resHeaders } = response;
-  const coding = decoderFor(resHeaders['content-encoding']);
+  const { status, headers: resHeaders } = exchange;
+  live.reservation?.observe(resHeaders, clock.now(), clock.wallNow());
+  const coding = codingOf(resHeaders['content-encoding']);
   const contentType = resHeaders['content-type'] as string | undefined;
 
   try {
     if (status >= 400) {
       live.arm('response', timeouts.responseMs);
-      const bytes = await decodeWhole(await readAll(response.body, MAX_ERROR_BODY_BYTES), coding, MAX_ERROR_BODY_BYTES);
+      const bytes = await decodeWhole(await collect(exchange, MAX_ERROR_BODY_BYTES), coding, MAX_ERROR_BODY_BYTES);
       live.disarm();
       let parsed: unknown;
       try {
@@ -268,32 +315,18 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
       // hold the status and headers until the first data event (still under the firstByte timer):
       // a 200 that dies first can fail over
       const scanner = new SseScanner(req.dialect);
-      const rest = decodingStream(response.body, coding)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-      const first: Buffer[] = [];
-      while (!scanner.committed) {
-        const next = await rest.next();
-        if (next.done) {
-          return { kind: 'failed', outcome: { kind: 'invalid_response', reason: 'stream ended before its first event' }, response: undefined };
-        }
-        const events = scanner.push(next.value);
-        if (!Buffer.isBuffer(events)) {
-          response.body.destroy();
-          return { kind: 'failed', outcome: classifySseOverflow(events), response: undefined };
-        }
-        if (events.length > 0) first.push(events);
-      }
-      if (scanner.dataEvents === 0) {
-        // the provider reported an error before any content: classified like its HTTP twin
-        response.body.destroy();
-        return { kind: 'failed', outcome: classifyStreamError(req.dialect, scanner.errorData, req.pathKind), response: undefined };
+      const first = await untilCommitted(exchange, scanner, coding);
+      if (first.kind === 'failed') {
+        exchange.abort(new Error('stream refused before its commit point'));
+        return { kind: 'failed', outcome: first.outcome(req), response: undefined };
       }
       live.arm('idle', timeouts.idleMs);
-      return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'sse', first: first.length === 1 ? first[0]! : Buffer.concat(first), scanner, rest } };
+      return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'sse', first: first.bytes, scanner, exchange, coding } };
     }
 
     if (isJson(contentType) || contentType === undefined) {
       live.arm('response', timeouts.responseMs);
-      const bytes = await decodeWhole(await readAll(response.body, MAX_RESPONSE_BYTES), coding, MAX_RESPONSE_BYTES);
+      const bytes = await decodeWhole(await collect(exchange, MAX_RESPONSE_BYTES), coding, MAX_RESPONSE_BYTES);
       live.disarm();
       if (!isJson(contentType)) return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'buffered', bytes } };
       const { outcome, body } = classifyJsonBody(req.dialect, bytes.toString('utf8'), req.validate, req.pathKind);
@@ -301,11 +334,60 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
       return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes, usage: req.dialect.readUsage(body) } };
     }
 
-    // anything else (audio, files): committed at the headers, streamed as it comes
+    // anything else (audio, files): committed at the headers, relayed as it comes
     live.arm('idle', timeouts.idleMs);
-    return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'raw', stream: response.body } };
+    return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'raw', exchange, coding } };
   } catch (error) {
-    response.body.destroy();
+    exchange.abort(error as Error);
     return { kind: 'failed', outcome: classifyBodyError(error, live.cause), response: undefined };
   }
+}
+
+type PreCommit =
+  | { kind: 'committed'; bytes: Buffer }
+  | { kind: 'failed'; outcome(req: AttemptRequest): Outcome };
+
+/**
+ * Feeds the stream to the scanner until its first data event (the commit point), keeping the
+ * whole events seen so far; then detaches, leaving the rest for the relay.
+ */
+function untilCommitted(exchange: Exchange, scanner: SseScanner, coding: Coding | undefined): Promise<PreCommit> {
+  return new Promise((resolve, reject) => {
+    const first: Buffer[] = [];
+    let done = false;
+    exchange.attach(
+      {
+        data(chunk) {
+          if (done) return;
+          const events = scanner.push(chunk);
+          if (!Buffer.isBuffer(events)) {
+            done = true;
+            resolve({ kind: 'failed', outcome: () => classifySseOverflow(events) });
+            return;
+          }
+          if (events.length > 0) first.push(events);
+          if (!scanner.committed) return;
+          done = true;
+          exchange.detach();
+          if (scanner.dataEvents === 0) {
+            // the provider reported an error before any content: classified like its HTTP twin
+            resolve({ kind: 'failed', outcome: (req) => classifyStreamError(req.dialect, scanner.errorData, req.pathKind) });
+            return;
+          }
+          resolve({ kind: 'committed', bytes: first.length === 1 ? first[0]! : Buffer.concat(first) });
+        },
+        end() {
+          if (done) return;
+          done = true;
+          resolve({ kind: 'failed', outcome: () => ({ kind: 'invalid_response', reason: 'stream ended before its first event' }) });
+        },
+        error(error) {
+          if (done) return;
+          done = true;
+          reject(error);
+        },
+      },
+      coding,
+    );
+  });
 }

@@ -1,12 +1,17 @@
 // One gate per endpoint: the single answer to "may this endpoint take a request for this model
-// now?". It owns the breaker and the holds (an endpoint held for a provider's Retry-After or an
-// account error; an (endpoint, model) pair held for a model-scoped throttle). peek() is free of
+// now?". It owns the breaker, the holds (an endpoint held for a provider's Retry-After or an
+// account error; an (endpoint, model) pair held for a model-scoped throttle) and the bulkhead's
+// slots (admission.ts; a full endpoint is 'busy', never charged to its breaker). peek() is free of
 // side effects and is what the attempt loop, readiness and /debug/state read; take() admits
 // (and may take a half-open trial slot); record() learns from an attempt's outcome, once.
+// An endpoint with a client-side rate limit (ratelimit.ts) without room for the request is
+// `busy`: Breakwater's own capacity, never the provider's failure.
 import type { Clock } from '../clock.ts';
-import type { BreakerConfig } from '../config/runtime.ts';
+import type { BreakerConfig, RateLimitConfig } from '../config/runtime.ts';
+import { Bulkhead } from './admission.ts';
 import { Breaker, type BreakerState, type Ticket, type Transition } from './breaker.ts';
 import { breakerVerdict, describeOutcome, type Outcome } from './outcome.ts';
+import { ANY_REQUEST, RateLimiter, type Cost, type Reservation } from './ratelimit.ts';
 
 /** Account errors (bad key, no quota) will not fix themselves in seconds: keep the endpoint out this long. */
 export const ACCOUNT_HOLD_MS = 5 * 60_000;
@@ -20,9 +25,18 @@ export type Availability =
   /** a provider's own wait (Retry-After) or an account error: worth telling the app when it ends */
   | { kind: 'held'; at: number; scope: 'endpoint' | 'model'; reason: string }
   /** the breaker: open, or half-open with its trial slots taken */
-  | { kind: 'open'; at: number; reason: string };
+  | { kind: 'open'; at: number; reason: string }
+  /**
+   * Breakwater's own capacity is full: skipped like an open endpoint, but never charged to its
+   * breaker and never unavailable for readiness. at: when room is expected (Infinity: when
+   * something is released)
+   */
+  | { kind: 'busy'; at: number; reason: 'bulkhead' | 'rate_limit' };
 
-export type GateAdmission = { admitted: true; ticket: Ticket } | { admitted: false; availability: Availability };
+const BULKHEAD_FULL: Availability = Object.freeze({ kind: 'busy', at: Infinity, reason: 'bulkhead' });
+
+/** `reservation`: the request's share of the endpoint's rate limits, when it has any */
+export type GateAdmission = { admitted: true; ticket: Ticket; reservation?: Reservation | undefined } | { admitted: false; availability: Availability };
 
 interface Hold {
   until: number;
@@ -48,6 +62,12 @@ export class EndpointGate {
   #onTransition: (t: Transition) => void;
   #hold: Hold | undefined;
   #modelHolds = new Map<string, ModelHold>();
+  /** the bulkhead (admission.ts): taken by take(), released by release() when the attempt settles */
+  readonly slots = new Bulkhead((n) => this.onRoom(n));
+  /** room may have appeared for n more requests: the upstream's queue wakes its waiters (set by the runtime) */
+  onRoom: (n: number) => void = () => undefined;
+  /** the endpoint's client-side rate limits (undefined: none) */
+  limiter: RateLimiter | undefined;
 
   constructor(config: BreakerConfig, clock: Clock, onTransition: (t: Transition) => void, random: () => number = Math.random) {
     this.#clock = clock;
@@ -63,12 +83,25 @@ export class EndpointGate {
     this.breaker = new Breaker(config, this.#clock, this.#onTransition, state, this.#random);
   }
 
+  /** the endpoint's rateLimit, at creation and on every reload: a change keeps what was spent */
+  rateLimit(config: RateLimitConfig | undefined, windowMs?: number): void {
+    if (config === undefined) this.limiter = undefined;
+    else if (this.limiter) this.limiter.reconfigure(config);
+    else this.limiter = new RateLimiter(config, windowMs);
+  }
+
+  /** when the endpoint-wide hold ends (0 without one): readiness watches it change */
+  get holdUntil(): number {
+    return this.#hold?.until ?? 0;
+  }
+
   /** a new key deserves a new chance */
   keyRotated(): void {
     this.#hold = undefined;
   }
 
-  peek(model: string | undefined, now: number): Availability {
+  /** `cost`: the request's estimated share of the rate limits (any request when absent) */
+  peek(model: string | undefined, now: number, cost: Cost = ANY_REQUEST): Availability {
     const state = this.breaker.state;
     if (state.kind === 'open' && state.until > now) return { kind: 'open', at: state.until, reason: state.reason };
     if (this.#hold && this.#hold.until > now) return { kind: 'held', at: this.#hold.until, scope: 'endpoint', reason: this.#hold.reason };
@@ -77,15 +110,29 @@ export class EndpointGate {
       if (m && m.until > now) return { kind: 'held', at: m.until, scope: 'model', reason: m.reason };
     }
     const at = this.breaker.availableAt(now);
-    return at > now ? { kind: 'open', at, reason: 'half-open: every trial slot of this step is taken' } : { kind: 'now' };
+    if (at > now) return { kind: 'open', at, reason: 'half-open: every trial slot of this step is taken' };
+    if (this.slots.full) return BULKHEAD_FULL;
+    if (this.limiter) {
+      const room = this.limiter.availableAt(cost, now);
+      if (room > now) return { kind: 'busy', at: room, reason: 'rate_limit' };
+    }
+    return { kind: 'now' };
   }
 
-  take(model: string | undefined, now: number): GateAdmission {
-    const seen = this.peek(model, now);
+  take(model: string | undefined, now: number, cost: Cost = ANY_REQUEST): GateAdmission {
+    const seen = this.peek(model, now, cost);
     if (seen.kind !== 'now') return { admitted: false, availability: seen };
     const a = this.breaker.admit();
-    if (a.admitted) return a;
+    if (a.admitted) {
+      this.slots.take();
+      return this.limiter ? { admitted: true, ticket: a.ticket, reservation: this.limiter.take(cost, now) } : a;
+    }
     return { admitted: false, availability: { kind: 'open', at: a.retryAt, reason: 'breaker open' } };
+  }
+
+  /** the attempt admitted by take() has ended (Attempt.settle, once): its bulkhead slot frees */
+  release(): void {
+    this.slots.release();
   }
 
   record(ticket: Ticket, outcome: Outcome, model: string | undefined, ctx: RecordContext): void {
@@ -123,6 +170,21 @@ export class EndpointGate {
     this.#hold = undefined;
     this.#modelHolds.clear();
     this.breaker.reset();
+  }
+
+  /**
+   * Active health checks (health.ts) probe only an open breaker whose endpoint is not held: a hold
+   * is the provider's own wait or an account error, which a models listing cannot vouch for.
+   */
+  wantsProbe(now: number): boolean {
+    const s = this.breaker.state;
+    return s.kind === 'open' && s.until > now && !(this.#hold && this.#hold.until > now);
+  }
+
+  /** a health check passed: an open breaker goes half-open now, unless the endpoint is held meanwhile */
+  probePassed(reason: string, now: number): boolean {
+    if (this.#hold && this.#hold.until > now) return false;
+    return this.breaker.probePassed(reason);
   }
 
   describe(now: number): { breaker: BreakerState; hold: Hold | null; modelHolds: Record<string, number> } {

@@ -16,8 +16,8 @@ export type Outcome =
   | { kind: 'invalid_response'; reason: string }
   /** Breakwater could not send the request (e.g. a header undici refuses): not the provider's fault */
   | { kind: 'internal'; code: string }
-  /** the app went away or its own deadline passed: recorded as nothing */
-  | { kind: 'cancelled'; reason: 'client_disconnected' | 'deadline' };
+  /** the app went away, its own deadline passed, or another attempt of the request committed first (hedge.ts): recorded as nothing */
+  | { kind: 'cancelled'; reason: 'client_disconnected' | 'deadline' | 'hedge_lost' };
 
 export type OutcomeKind = Outcome['kind'];
 

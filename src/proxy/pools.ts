@@ -5,7 +5,7 @@
 import type { Dispatcher } from 'undici';
 import type { EndpointConfig } from '../config/runtime.ts';
 
-export type Pool = Pick<Dispatcher, 'request' | 'close'>;
+export type Pool = Pick<Dispatcher, 'dispatch' | 'close'>;
 
 /** Builds the connection pool for an origin; tests inject a scripted one. */
 export type DispatcherFactory = (endpoint: EndpointConfig, options: { connectMs: number }) => Pool;

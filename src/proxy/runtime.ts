@@ -7,6 +7,8 @@ import type { UpstreamConfig } from '../config/runtime.ts';
 import type { ConfigSink } from '../config/sink.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { cacheFor, type UpstreamCache } from './cache.ts';
+import { AdmissionQueue } from './admission.ts';
 import { defaultDispatcher, egressRoute, EndpointRuntime } from './endpoint.ts';
 import { PoolStore, type DispatcherFactory } from './pools.ts';
 import { RetryBudget } from './retry.ts';
@@ -27,18 +29,30 @@ export interface RuntimeDeps {
   dispatcherFactory?: DispatcherFactory;
   /** jitter and weighted choice; tests inject a seeded or zero one */
   random?: () => number;
+  /**
+   * Test hook, never config: the rate limits' window (ratelimit.ts WINDOW_MS, one minute), so a
+   * test can watch several windows slide in seconds. Production never sets it.
+   */
+  rateLimitWindowMs?: number;
 }
 
 export class ProxyRuntime implements ConfigSink {
   #snapshot: Snapshot | undefined;
   #endpoints = new Map<string, EndpointRuntime>();
   #budgets = new Map<string, RetryBudget>();
-  #deps: RuntimeDeps & { pools: PoolStore };
+  #caches = new Map<string, UpstreamCache>();
+  #queues = new Map<string, AdmissionQueue>();
+  #deps: RuntimeDeps & { pools: PoolStore; onGateChange: (endpoint: EndpointRuntime) => void };
   #listeners: ((s: Snapshot) => void)[] = [];
+  #gateListeners = new Set<(endpoint: EndpointRuntime) => void>();
   lastRejection: { at: number; source: string; message: string } | undefined;
 
   constructor(deps: RuntimeDeps) {
-    this.#deps = { ...deps, pools: new PoolStore(deps.dispatcherFactory ?? defaultDispatcher, egressRoute) };
+    const onGateChange = (endpoint: EndpointRuntime) => {
+      for (const listener of this.#gateListeners) listener(endpoint);
+    };
+    this.#deps = { ...deps, pools: new PoolStore(deps.dispatcherFactory ?? defaultDispatcher, egressRoute), onGateChange };
+    deps.metrics.scrape.rateLimits = () => this.#rateLimits();
   }
 
   /** connection pools open now (one per origin) */
@@ -53,6 +67,15 @@ export class ProxyRuntime implements ConfigSink {
 
   onApply(listener: (s: Snapshot) => void): void {
     this.#listeners.push(listener);
+  }
+
+  /**
+   * Breaker transitions and endpoint holds, as they happen (readiness follows them instead of
+   * polling). Returns the function that removes the listener.
+   */
+  onGateChange(listener: (endpoint: EndpointRuntime) => void): () => void {
+    this.#gateListeners.add(listener);
+    return () => void this.#gateListeners.delete(listener);
   }
 
   apply(configs: readonly UpstreamConfig[], source: string): void {
@@ -71,14 +94,23 @@ export class ProxyRuntime implements ConfigSink {
         endpoints.set(e.key, created);
         return created;
       });
+      for (const e of eps) e.health.configure(config.healthCheck, config.api);
       let budget = this.#budgets.get(config.name);
       if (budget) budget.reconfigure(config.retry.budget);
       else budget = new RetryBudget(config.retry.budget, clock);
-      upstreams.set(config.name, new UpstreamRuntime(config, eps, budget, metrics));
+      let queue = this.#queues.get(config.name);
+      if (queue) queue.reconfigure(config.queue);
+      else queue = new AdmissionQueue(config.name, config.queue, clock, metrics);
+      for (const e of eps) e.gate.onRoom = queue.wake;
+      const cache = cacheFor(this.#caches.get(config.name), config, this.#deps);
+      upstreams.set(config.name, new UpstreamRuntime(config, eps, budget, metrics, queue, cache));
     }
+    for (const [name, cache] of this.#caches) if (!upstreams.get(name)?.cache) cache.dispose();
+    this.#caches = new Map([...upstreams].flatMap(([name, u]) => (u.cache ? [[name, u.cache] as const] : [])));
     const removed = [...this.#endpoints].filter(([key]) => !endpoints.has(key)).map(([, e]) => e);
     this.#endpoints = endpoints;
     this.#budgets = new Map([...upstreams].map(([name, u]) => [name, u.budget]));
+    this.#queues = new Map([...upstreams].map(([name, u]) => [name, u.queue]));
     const generation = (this.#snapshot?.generation ?? 0) + 1;
     this.#snapshot = { generation, source, appliedAt: clock.wallNow(), upstreams };
     this.lastRejection = undefined;
@@ -90,6 +122,8 @@ export class ProxyRuntime implements ConfigSink {
     metrics.configReloads.labels(source.split(':')[0]!, 'applied').inc();
     metrics.configLastApplied.set(clock.wallNow() / 1000);
     log.info({ source, generation, upstreams: [...upstreams.keys()] }, 'config applied');
+    // waiters whose endpoints just changed (a raised limit, a removed endpoint) look again
+    for (const u of upstreams.values()) u.queue.wake(Infinity);
     for (const listener of this.#listeners) listener(this.#snapshot);
   }
 
@@ -97,6 +131,19 @@ export class ProxyRuntime implements ConfigSink {
     this.lastRejection = { at: this.#deps.clock.wallNow(), source, message: error.message };
     this.#deps.metrics.configReloads.labels(source.split(':')[0]!, 'rejected').inc();
     this.#deps.log.error({ source, document: error.document, path: error.path, reason: error.reason }, `config rejected, last good config keeps serving: ${error.message}`);
+  }
+
+  /** breakwater_ratelimit_available, at scrape time: what each limited endpoint could admit now */
+  *#rateLimits(): Iterable<readonly [upstream: string, endpoint: string, bucket: 'requests' | 'tokens', available: number]> {
+    const now = this.#deps.clock.now();
+    for (const e of this.#endpoints.values()) {
+      const limiter = e.gate.limiter;
+      if (!limiter) continue;
+      for (const bucket of ['requests', 'tokens'] as const) {
+        const available = limiter.available(bucket, now);
+        if (available !== undefined) yield [e.upstream, e.name, bucket, available] as const;
+      }
+    }
   }
 
   /** closes every pool (shutdown) */

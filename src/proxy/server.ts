@@ -1,24 +1,39 @@
 // The proxy listener on loopback: route by the first path segment, read (and bound) the
 // body of retryable calls so they can be replayed, then hand over to the attempt loop.
 // Shutdown stops accepting and lets in-flight requests and streams finish within the drain.
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Clock } from '../clock.ts';
 import type { Logger } from '../telemetry/log.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
+import { parsePriority, PRIORITY_HEADER } from './admission.ts';
 import { runAttempts, type ProxyRequest } from './attempt.ts';
+import { sendHit } from './cache.ts';
 import { commit, type RequestOutcome } from './commit.ts';
 import { openai } from './dialects/openai.ts';
 import { deadlineFor } from './retry.ts';
-import { normalizePath } from '../config/compile.ts';
+import { normalizePath } from '../config/lower.ts';
 import type { DialectRules, PathKind } from './dialects/types.ts';
 import { ByteBudget, DEFAULT_MAX_BUFFERED_BYTES } from './buffers.ts';
 import { sendGiveUp, sendOwnError } from './rescue.ts';
 import { refuse } from './guard.ts';
 import { requestHeaders } from './headers.ts';
+import { parseObject, scanBody, type BodyFields } from './scan.ts';
+import type { UpstreamRuntime } from './upstream.ts';
 import { edgeLimits, proxyServerOptions, type EdgeLimits } from './limits.ts';
 import type { ProxyRuntime } from './runtime.ts';
+import { estimateOutputTokens, estimatePromptTokens } from './ratelimit.ts';
+
+/**
+ * Request ids: a random prefix per process (so ids from replicas do not collide in a log store)
+ * and a counter, instead of a random UUID per request.
+ */
+const ID_PREFIX = randomBytes(6).toString('hex');
+let idCounter = 0;
+function nextRequestId(): string {
+  return `${ID_PREFIX}-${(++idCounter).toString(36)}`;
+}
 
 export const DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024;
 /** paths where another model's answer is acceptable (never embeddings: vectors do not mix) */
@@ -151,7 +166,7 @@ export class ProxyServer {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
-    const requestId = randomUUID();
+    const requestId = nextRequestId();
     this.inflight++;
     res.on('close', () => {
       this.inflight--;
@@ -208,6 +223,13 @@ export class ProxyServer {
       return done('rejected');
     }
 
+    const priority = parsePriority(req.headers[PRIORITY_HEADER]);
+    if (priority === undefined) {
+      req.resume();
+      sendOwnError(res, dialect, 'invalid_request', `header ${PRIORITY_HEADER} must be high, normal or low`, requestId);
+      return done('rejected');
+    }
+
     const method = req.method ?? 'GET';
     const normalized = normalizePath(path);
     const replayable =
@@ -219,6 +241,7 @@ export class ProxyServer {
 
     let body: ProxyRequest['body'];
     let json: Record<string, unknown> | undefined;
+    let fields: BodyFields | undefined;
     let retryable = replayable;
     if (replayable && method !== 'GET' && method !== 'HEAD') {
       const read = await readBody(req, this.#options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, this.#buffered, this.#limits.bodyIdleMs, clock);
@@ -240,21 +263,34 @@ export class ProxyServer {
         return done('rejected');
       }
       body = read.bytes;
-      const parsed = parseJsonBody(read.bytes, req.headers['content-type']);
-      if (parsed.kind === 'invalid') {
-        sendOwnError(res, dialect, 'invalid_request', `request body is not valid JSON: ${parsed.message}`, requestId);
-        return done('rejected');
+      if (looksJson(read.bytes, req.headers['content-type'])) {
+        // the fields the request path needs, without parsing the body (scan.ts)
+        const scan = scanBody(read.bytes);
+        if (scan.kind === 'malformed') {
+          sendOwnError(res, dialect, 'invalid_request', `request body is not valid JSON: ${scan.reason}`, requestId);
+          return done('rejected');
+        }
+        if (scan.kind === 'object') fields = scan.fields;
       }
-      json = parsed.kind === 'json' ? parsed.value : undefined;
+      if (fields && needsWholeBody(upstream, fields, pathKind(normalized), req.headers)) {
+        const parsed = parseObject(read.bytes);
+        if (parsed.kind === 'invalid') {
+          sendOwnError(res, dialect, 'invalid_request', `request body is not valid JSON: ${parsed.message}`, requestId);
+          return done('rejected');
+        }
+        json = parsed.value;
+      }
       // a background Responses call creates work on the provider: one attempt only
-      if (normalized === 'responses' && json?.background === true) retryable = false;
+      if (normalized === 'responses' && fields?.background === true) retryable = false;
     } else if (method !== 'GET' && method !== 'HEAD') {
       body = req; // streamed through unbuffered: one attempt
     }
 
-    const model = typeof json?.model === 'string' ? json.model : undefined;
+    const model = fields?.model;
     const kind = pathKind(normalized);
     const now = clock.now();
+    // the rate limits' estimate, once: the prompt from the body's size (declared, when streamed through)
+    const estimatedPromptTokens = estimatePromptTokens(Buffer.isBuffer(body) ? body.length : Number(req.headers['content-length']) || 0);
     const proxyReq: ProxyRequest = {
       requestId,
       upstream,
@@ -274,9 +310,21 @@ export class ProxyServer {
       timeouts: config.timeouts,
       dialect,
       validate: config.validate,
-      streaming: json?.stream === true,
+      streaming: fields?.stream === true,
       startedAt: started,
+      priority,
+      estimatedTokens: estimatedPromptTokens + estimateOutputTokens(fields, kind),
+      estimatedPromptTokens,
     };
+    if (upstream.cache) {
+      const consulted = upstream.cache.consult(proxyReq, req.headers);
+      if (consulted?.kind === 'hit') {
+        sendHit(res, upstream.cache, consulted, requestId);
+        upstream.counters.overhead.observe((performance.now() - started) / 1000);
+        return done('ok');
+      }
+      proxyReq.cache = consulted;
+    }
     const result = await runAttempts(proxyReq, this.#options);
     if (result.kind === 'answer') return done(await commit(proxyReq, res, result, this.#options));
     if (result.kind !== 'cancelled') upstream.counters.overhead.observe(Math.max(0, performance.now() - started - result.providerMs) / 1000);
@@ -284,16 +332,19 @@ export class ProxyServer {
   }
 }
 
-type ParsedBody = { kind: 'json'; value: Record<string, unknown> } | { kind: 'other' } | { kind: 'invalid'; message: string };
-
-function parseJsonBody(bytes: Buffer, contentType: string | undefined): ParsedBody {
-  const looksJson = contentType === undefined ? bytes[0] === 0x7b : contentType.includes('json');
-  if (!looksJson || bytes.length === 0) return { kind: 'other' };
-  try {
-    const value: unknown = JSON.parse(bytes.toString('utf8'));
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? { kind: 'json', value: value as Record<string, unknown> } : { kind: 'other' };
-  } catch (err) {
-    return { kind: 'invalid', message: (err as Error).message };
-  }
+function looksJson(bytes: Buffer, contentType: string | undefined): boolean {
+  if (bytes.length === 0) return false;
+  return contentType === undefined ? bytes[0] === 0x7b : contentType.includes('json');
 }
 
+/**
+ * Whether this request's body must be parsed whole: a rewrite may happen (a fallback chain, or an
+ * endpoint that renames the model) or the cache keys it on its canonical form. Otherwise the
+ * scanned fields are all the request path reads, and the bytes go out as they came.
+ */
+function needsWholeBody(upstream: UpstreamRuntime, fields: BodyFields, kind: PathKind, headers: IncomingMessage['headers']): boolean {
+  const { model } = fields;
+  if (model !== undefined && kind === 'generation' && upstream.config.fallbacks.has(model) && headers['x-breakwater-fallback'] !== 'off') return true;
+  if (model !== undefined && upstream.renamesModel(model)) return true;
+  return upstream.cache !== undefined && !fields.stream && (kind === 'embeddings' || (kind === 'generation' && fields.temperature === 0));
+}

@@ -7,7 +7,6 @@
 // ends or comments that never stop: one event at most MAX_EVENT_BYTES, and at most
 // MAX_PRECOMMIT_BYTES before the commit point. Past either, push() answers an SseOverflow, which
 // the caller turns into an invalid_response. Lines end in \r\n, \n or a bare \r (the SSE spec).
-import type { ServerResponse } from 'node:http';
 import type { DialectRules } from './dialects/types.ts';
 
 /** one event, from its first line to its blank line */
@@ -235,23 +234,4 @@ export class SseScanner {
     this.inputTokens = Math.max(this.inputTokens, usage.input);
     this.outputTokens = Math.max(this.outputTokens, usage.output);
   }
-}
-
-/**
- * Writes a chunk; when the app's socket is full, resolves once it has room again, closes, or
- * the attempt is aborted (its deadline), so a reader that stops reading cannot hold us forever.
- */
-export function writeWithBackpressure(res: ServerResponse, chunk: string | Buffer, signal: AbortSignal): Promise<void> | undefined {
-  if (res.write(chunk)) return undefined;
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

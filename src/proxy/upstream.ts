@@ -5,14 +5,22 @@
 import type { EndpointConfig, UpstreamConfig } from '../config/runtime.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import { DIALECTS, type DialectRules } from './dialects/index.ts';
+import type { UpstreamCache } from './cache.ts';
+import type { AdmissionQueue } from './admission.ts';
 import type { EndpointRuntime } from './endpoint.ts';
+import { hedgeCounters, type HedgeCounters } from './hedge.ts';
 import type { RetryBudget } from './retry.ts';
+import { groupByPriority, orderEndpoints } from './select.ts';
 
 export class UpstreamRuntime {
   readonly config: UpstreamConfig;
   readonly dialect: DialectRules;
   readonly endpoints: readonly EndpointRuntime[];
   readonly budget: RetryBudget;
+  /** the exact-match cache (undefined: off); kept across swaps like the budget */
+  readonly cache: UpstreamCache | undefined;
+  /** requests waiting for a bulkhead slot or a rate-limit token (admission.ts) */
+  readonly queue: AdmissionQueue;
   /** endpoints grouped by priority; a group of one needs no shuffling */
   readonly #groups: readonly (readonly EndpointRuntime[])[];
   readonly #weighted: boolean;
@@ -21,26 +29,28 @@ export class UpstreamRuntime {
     overhead: { observe(v: number): void };
     budgetExhausted: { inc(): void };
   };
+  /** breakwater_hedges_total by result, bound once */
+  readonly hedges: HedgeCounters;
   /** label children bound once per label value, so a request allocates no label objects */
   readonly #requests = new Map<string, { inc(): void }>();
   readonly #retries = new Map<string, { inc(): void }>();
   readonly #fallbacks = new Map<string, { inc(): void }>();
   readonly #metrics: Metrics;
   readonly #configs: ReadonlyMap<EndpointRuntime, EndpointConfig>;
+  /** models some endpoint sends under another name (its `models` map): such a body is rewritten */
+  readonly #renamed: ReadonlySet<string>;
 
   /** `endpoints[i]` is the state of `config.endpoints[i]` */
-  constructor(config: UpstreamConfig, endpoints: readonly EndpointRuntime[], budget: RetryBudget, metrics: Metrics) {
+  constructor(config: UpstreamConfig, endpoints: readonly EndpointRuntime[], budget: RetryBudget, metrics: Metrics, queue: AdmissionQueue, cache?: UpstreamCache) {
     this.config = config;
+    this.queue = queue;
+    this.cache = cache;
     this.#configs = new Map(endpoints.map((e, i) => [e, config.endpoints[i]!]));
+    this.#renamed = new Set(config.endpoints.flatMap((e) => [...e.models].filter(([from, to]) => from !== to).map(([from]) => from)));
     this.dialect = DIALECTS[config.api];
     this.endpoints = endpoints;
     this.budget = budget;
-    const groups: EndpointRuntime[][] = [];
-    for (const e of endpoints) {
-      const last = groups.at(-1);
-      if (last && last[0]!.config.priority === e.config.priority) last.push(e);
-      else groups.push([e]);
-    }
+    const groups = groupByPriority(endpoints);
     this.#groups = groups;
     this.#weighted = groups.some((g) => g.length > 1);
     this.#metrics = metrics;
@@ -49,11 +59,17 @@ export class UpstreamRuntime {
       overhead: metrics.overhead.labels(config.name),
       budgetExhausted: metrics.retryBudgetExhausted.labels(config.name),
     };
+    this.hedges = hedgeCounters(metrics, config.name);
   }
 
   /** the endpoint's config as this snapshot compiled it (never a later reload's) */
   configOf(endpoint: EndpointRuntime): EndpointConfig {
     return this.#configs.get(endpoint) ?? endpoint.config;
+  }
+
+  /** true when some endpoint renames this model, so its body must be rewritten there */
+  renamesModel(model: string): boolean {
+    return this.#renamed.has(model);
   }
 
   countRequest(outcome: string): void {
@@ -76,28 +92,9 @@ export class UpstreamRuntime {
     child.inc();
   }
 
-  /** Endpoints in the order this request tries them: by priority, weighted-random within one. */
+  /** Endpoints in the order this request tries them: by priority, then by `balance` within one (select.ts). */
   order(random: () => number = Math.random): readonly EndpointRuntime[] {
     if (!this.#weighted) return this.endpoints;
-    const out: EndpointRuntime[] = [];
-    for (const group of this.#groups) {
-      if (group.length === 1) {
-        out.push(group[0]!);
-        continue;
-      }
-      const pool = [...group];
-      while (pool.length > 0) {
-        let total = 0;
-        for (const e of pool) total += e.config.weight;
-        let pick = random() * total;
-        let i = 0;
-        for (; i < pool.length - 1; i++) {
-          pick -= pool[i]!.config.weight;
-          if (pick < 0) break;
-        }
-        out.push(pool.splice(i, 1)[0]!);
-      }
-    }
-    return out;
+    return orderEndpoints(this.#groups, this.config.balance, random);
   }
 }

@@ -4,8 +4,9 @@
 // Bound* (bound.ts: a plain field increment), the rest are prom-client's own. A few gauges describe state rather than
 // events (readiness, available endpoints, the last rejected config): the admin side computes
 // them when /metrics is scraped, through `scrape` (see src/admin/server.ts).
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { BoundCounter, BoundGauge, BoundHistogram, BoundMetric } from './bound.ts';
+import { collectProcessMetrics, type ProcessMetricsOptions } from './process-metrics.ts';
 
 /** Scrape-time values, provided by the admin server once it runs (each optional). */
 export interface ScrapeSources {
@@ -15,10 +16,12 @@ export interface ScrapeSources {
   availableEndpoints?(): Iterable<readonly [upstream: string, available: number]>;
   /** when the last config was rejected (seconds since the epoch), if ever */
   lastRejected?(): number | undefined;
+  /** per rate-limited endpoint and bucket (requests, tokens): what it could admit now */
+  rateLimits?(): Iterable<readonly [upstream: string, endpoint: string, bucket: string, available: number]>;
 }
 
-export function createMetrics(registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
+export function createMetrics(registry = new Registry(), process: ProcessMetricsOptions = {}) {
+  collectProcessMetrics(registry, process);
   const scrape: ScrapeSources = {};
   const m = {
     scrape,
@@ -44,8 +47,23 @@ export function createMetrics(registry = new Registry()) {
     retries: new BoundCounter({ name: 'breakwater_retries_total', help: 'Attempts after the first, by the previous attempt\'s outcome', labelNames: ['upstream', 'reason'] as const, registers: [registry] }),
     retryBudgetExhausted: new BoundCounter({ name: 'breakwater_retry_budget_exhausted_total', help: 'Retries refused because the retry budget was spent', labelNames: ['upstream'] as const, registers: [registry] }),
     fallbacks: new BoundCounter({ name: 'breakwater_fallbacks_total', help: 'Requests moved to a fallback model', labelNames: ['upstream', 'from_model', 'to_model'] as const, registers: [registry] }),
+    hedges: new BoundCounter({ name: 'breakwater_hedges_total', help: 'Hedged attempts: started, won (answered first), lost (cancelled), failed; budget_exhausted: a hedge not started for lack of retry budget', labelNames: ['upstream', 'result'] as const, registers: [registry] }),
     inflight: new BoundGauge({ name: 'breakwater_inflight_requests', help: 'Attempts in flight per endpoint', labelNames: ['upstream', 'endpoint'] as const, registers: [registry] }),
     tokens: new BoundCounter({ name: 'breakwater_tokens_total', help: 'Tokens reported by providers', labelNames: ['upstream', 'endpoint', 'kind'] as const, registers: [registry] }),
+    // not per request: a probe every interval per open endpoint, so prom-client's own Counter
+    healthChecks: new Counter({ name: 'breakwater_health_checks_total', help: 'Active health checks of open endpoints, by result', labelNames: ['upstream', 'endpoint', 'result'] as const, registers: [registry] }),
+    cacheHits: new BoundCounter({ name: 'breakwater_cache_hits_total', help: 'Requests answered from the exact-match cache', labelNames: ['upstream'] as const, registers: [registry] }),
+    cacheLookups: new BoundCounter({ name: 'breakwater_cache_lookups_total', help: 'Cacheable requests by lookup result (hit, miss, bypass: the app\'s Cache-Control forbade reading)', labelNames: ['upstream', 'result'] as const, registers: [registry] }),
+    cacheBytes: new BoundGauge({ name: 'breakwater_cache_bytes', help: 'Bytes held by the exact-match cache (keys, bodies and per-entry overhead), at most spec.cache.maxBytes', labelNames: ['upstream'] as const, registers: [registry] }),
+    queueDepth: new BoundGauge({ name: 'breakwater_queue_depth', help: 'Requests waiting in the upstream\'s queue for a bulkhead slot or a rate-limit token', labelNames: ['upstream'] as const, registers: [registry] }),
+    queueWait: new BoundHistogram({
+      name: 'breakwater_queue_wait_seconds',
+      help: 'Time from entering the upstream\'s queue to leaving it (a turn, a shed, a timeout or the app leaving)',
+      labelNames: ['upstream', 'priority'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: [registry],
+    }),
+    shed: new BoundCounter({ name: 'breakwater_shed_total', help: 'Requests Breakwater refused for its own capacity, by reason (queue_full, queue_timeout)', labelNames: ['upstream', 'reason'] as const, registers: [registry] }),
     configReloads: new Counter({ name: 'breakwater_config_reloads_total', help: 'Config loads by source and result', labelNames: ['source', 'result'] as const, registers: [registry] }),
     configLastApplied: new Gauge({ name: 'breakwater_config_last_applied_timestamp_seconds', help: 'When a config was last applied', registers: [registry] }),
     configWatchHealthy: new Gauge({ name: 'breakwater_config_watch_healthy', help: '1 while the config watch is connected and fresh', labelNames: ['source'] as const, registers: [registry] }),
@@ -75,6 +93,18 @@ export function createMetrics(registry = new Registry()) {
         if (!source) return;
         this.reset();
         for (const [upstream, available] of source()) this.labels(upstream).set(available);
+      },
+    }),
+    rateLimitAvailable: new Gauge({
+      name: 'breakwater_ratelimit_available',
+      help: 'What a rate-limited endpoint could admit now (requests or tokens): its own limit (rateLimit) less the last minute, or the provider\'s reported quota when lower',
+      labelNames: ['upstream', 'endpoint', 'bucket'] as const,
+      registers: [registry],
+      collect() {
+        const source = scrape.rateLimits;
+        if (!source) return;
+        this.reset();
+        for (const [upstream, endpoint, bucket, available] of source()) this.labels(upstream, endpoint, bucket).set(available);
       },
     }),
     ready: new Gauge({
@@ -109,8 +139,8 @@ export function disableMetricUpdates(metrics: Metrics): void {
 export const INJECTION_RESULTS = ['injected', 'skipped', 'already_injected', 'error'] as const;
 
 /** The controller's own metrics (`breakwater controller`, on its --admin /metrics). */
-export function createControllerMetrics(registry = new Registry()) {
-  collectDefaultMetrics({ register: registry, prefix: 'breakwater_process_' });
+export function createControllerMetrics(registry = new Registry(), process: ProcessMetricsOptions = {}) {
+  collectProcessMetrics(registry, process);
   const m = {
     registry,
     injections: new Counter({ name: 'breakwater_injections_total', help: 'Admission requests seen by the sidecar injector, by result', labelNames: ['result'] as const, registers: [registry] }),

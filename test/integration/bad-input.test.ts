@@ -8,7 +8,11 @@ beforeAll(async () => {
   rig = await startRig({
     fakes: 1,
     maxBodyBytes: 1024 * 1024,
-    upstreams: ([a]) => [{ name: 'openai', endpoints: [{ name: 'only', url: `${a!.url}/v1` }], breaker: { volumeThreshold: 1000 } }],
+    upstreams: ([a]) => [
+      { name: 'openai', endpoints: [{ name: 'only', url: `${a!.url}/v1` }], breaker: { volumeThreshold: 1000 } },
+      // a body for gpt-4.1 here may be rewritten (a fallback chain): it is parsed whole
+      { name: 'chain', endpoints: [{ name: 'only', url: `${a!.url}/v1` }], breaker: { volumeThreshold: 1000 }, fallbacks: [{ model: 'gpt-4.1', chain: [{ model: 'gpt-4.1-mini' }] }] },
+    ],
   });
 });
 afterAll(async () => rig.close());
@@ -23,9 +27,25 @@ describe('bad input', () => {
     const r = await post(`${rig.base}/openai/chat/completions`, '{"model": "gpt-4.1", "messages": [');
     expect(r.status).toBe(400);
     expect(r.headers.get('x-should-retry')).toBe('false');
-    expect(r.headers.get('x-breakwater-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(r.headers.get('x-breakwater-request-id')).toMatch(/^[0-9a-f]{12}-[0-9a-z]+$/);
     expect(errorOf(r.text).message).toContain('not valid JSON');
     expect(rig.fakes[0]!.stats().requests).toBe(0);
+  });
+
+  it('invalid JSON with a sound structure: a 400 where a rewrite needs the parse, passed to the provider as it came where nothing is rewritten', async () => {
+    // brackets and strings balance, so the scan finds the fields; only a whole parse sees the bad value
+    const body = '{"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.x}';
+    rig.fakes[0]!.resetStats();
+    const rewritten = await post(`${rig.base}/chain/chat/completions`, body);
+    expect(rewritten.status).toBe(400);
+    expect(errorOf(rewritten.text).code).toBe('invalid_request');
+    expect(errorOf(rewritten.text).message).toContain('not valid JSON');
+    expect(rig.fakes[0]!.stats().requests).toBe(0);
+    const passed = await post(`${rig.base}/openai/chat/completions`, body);
+    expect(rig.fakes[0]!.stats().requests).toBe(1); // the provider judged it (its own 400, passed on)
+    expect(passed.status).toBe(400);
+    expect(passed.headers.get('x-breakwater-error')).toBeNull();
+    expect(passed.headers.get('x-should-retry')).toBe('false');
   });
 
   it('a body over the limit gets a clean 413', async () => {

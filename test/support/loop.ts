@@ -1,12 +1,12 @@
 // The middle layer of tests: the attempt loop, forward and the gates in process, on virtual
 // time (vitest's fake timers drive the system clock), against a scripted dispatcher instead of
 // sockets, with zero jitter. One `upstream({...})` spec builder, one seeded random generator.
-import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { systemClock } from '../../src/clock.ts';
 import { compileUpstream } from '../../src/config/compile.ts';
 import { Secret } from '../../src/config/runtime.ts';
 import type { UpstreamDocument } from '../../src/config/schema.ts';
+import type { Priority } from '../../src/proxy/admission.ts';
 import { runAttempts, type Answer, type GiveUp, type ProxyRequest } from '../../src/proxy/attempt.ts';
 import { deadlineFor } from '../../src/proxy/retry.ts';
 import { ProxyRuntime } from '../../src/proxy/runtime.ts';
@@ -71,7 +71,8 @@ class ScriptedDispatcher {
     this.#seen = seen;
   }
 
-  request(options: Dispatcher.RequestOptions): Promise<Dispatcher.ResponseData> {
+  /** undici's handler protocol: start, then status and headers, then the body while not paused, then the end */
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const name = options.path.split('/')[1] ?? '';
     let seen = this.#seen.get(name);
     if (!seen) this.#seen.set(name, (seen = { calls: 0, inflight: 0, peak: 0 }));
@@ -79,33 +80,102 @@ class ScriptedDispatcher {
     seen.inflight++;
     seen.peak = Math.max(seen.peak, seen.inflight);
     const counted = seen;
-    return this.#play(step, options.signal as AbortSignal | undefined).finally(() => counted.inflight--);
+    const controller = new ScriptedController(handler);
+    handler.onRequestStart?.(controller, {});
+    void this.#play(step, controller)
+      .then(async (answer) => {
+        if (controller.aborted) return;
+        handler.onResponseStart?.(controller, answer.status, answer.headers ?? {});
+        await controller.flowing();
+        if (controller.aborted) return;
+        handler.onResponseData?.(controller, Buffer.from(answer.body ?? ''));
+        await controller.flowing();
+        if (controller.aborted) return;
+        controller.done = true;
+        handler.onResponseEnd?.(controller, {});
+      })
+      .catch((error: Error) => controller.fail(error))
+      .finally(() => counted.inflight--);
+    return true;
   }
 
-  async #play(step: Scripted, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+  async #play(step: Scripted, controller: ScriptedController): Promise<{ status: number; body?: string; headers?: Record<string, string> }> {
     if (step === 'hang' || 'after' in step) {
       await new Promise<void>((resolve, reject) => {
         const timer = step === 'hang' ? undefined : setTimeout(resolve, step.after);
-        const abort = () => {
+        controller.onAbort = (reason) => {
           clearTimeout(timer);
-          reject(Object.assign(new Error('aborted'), { code: 'UND_ERR_ABORTED' }));
+          reject(reason);
         };
-        if (signal?.aborted) abort();
-        signal?.addEventListener('abort', abort, { once: true });
       });
       if (step === 'hang') throw new Error('unreachable');
-      return this.#play(step.then, signal);
+      return this.#play(step.then, controller);
     }
     if ('error' in step) throw Object.assign(new Error(step.error), { code: step.error });
-    return {
-      statusCode: step.status,
-      headers: step.headers ?? {},
-      body: Readable.from([Buffer.from(step.body ?? '')]),
-    } as unknown as Dispatcher.ResponseData;
+    return step;
   }
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+}
+
+/** A DispatchController for the scripted dispatcher: pause/resume gate the body, abort ends the exchange with an error. */
+class ScriptedController implements Dispatcher.DispatchController {
+  readonly #handler: Dispatcher.DispatchHandler;
+  #paused = false;
+  #reason: Error | null = null;
+  #resume: (() => void) | undefined;
+  done = false;
+  onAbort: ((reason: Error) => void) | undefined;
+
+  constructor(handler: Dispatcher.DispatchHandler) {
+    this.#handler = handler;
+  }
+
+  get aborted(): boolean {
+    return this.#reason !== null;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  get reason(): Error | null {
+    return this.#reason;
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    const resume = this.#resume;
+    this.#resume = undefined;
+    resume?.();
+  }
+
+  /** resolves at once when not paused, else at the next resume() (or abort) */
+  flowing(): Promise<void> {
+    if (!this.#paused) return Promise.resolve();
+    return new Promise((resolve) => (this.#resume = resolve));
+  }
+
+  abort(reason: Error): void {
+    if (this.#reason !== null || this.done) return;
+    const error = Object.assign(reason, { code: (reason as { code?: string }).code ?? 'UND_ERR_ABORTED' });
+    this.#reason = error;
+    this.onAbort?.(error);
+    this.#resume?.();
+    this.#handler.onResponseError?.(this, error);
+  }
+
+  /** the script's own transport error */
+  fail(error: Error): void {
+    if (this.#reason !== null || this.done) return;
+    this.#reason = error;
+    this.#handler.onResponseError?.(this, error);
   }
 }
 
@@ -118,7 +188,8 @@ export interface LoopRig {
   pools(): number;
   /** runs one request through the loop; `appSignal` to play the app going away */
   /** `json` replaces the parsed body as it is (its getters run only when the loop reads it) */
-  run(options?: { model?: string; headers?: Record<string, string>; appSignal?: AbortSignal; json?: Record<string, unknown> }): Promise<Answer | GiveUp>;
+  /** `estimatedTokens`: the request's cost for the rate limits (default 100, 10 of them prompt) */
+  run(options?: { model?: string; headers?: Record<string, string>; appSignal?: AbortSignal; json?: Record<string, unknown>; priority?: Priority; estimatedTokens?: number }): Promise<Answer | GiveUp>;
   endpoint(name: string): ReturnType<UpstreamRuntime['endpoints']['at']> & object;
   /** breakwater_upstream_attempts_total by result, as scraped */
   attemptCounts(): Promise<Record<string, number>>;
@@ -173,6 +244,9 @@ export function loopRig(doc: UpstreamDocument, script: Script, random: () => num
         dialect: u.dialect,
         validate: u.config.validate,
         startedAt: performance.now(),
+        priority: options.priority ?? 'normal',
+        estimatedTokens: options.estimatedTokens ?? 100,
+        estimatedPromptTokens: 10,
       };
       return runAttempts(req, { clock: systemClock, log: silentLogger, metrics, random });
     },

@@ -32,6 +32,7 @@ export interface UpstreamDef {
   timeouts?: Record<string, unknown>;
   fallbacks?: unknown[];
   validate?: Record<string, unknown>;
+  queue?: Record<string, unknown>;
 }
 
 /** The usual pair: `primary` on the first fake, `secondary` (priority 1) on the second. */
@@ -78,6 +79,8 @@ export interface RigOptions {
   /** the proxy port's timeouts and connection cap */
   limits?: Partial<EdgeLimits>;
   key?: string;
+  /** the rate limits' window (the runtime's test hook; default one minute) */
+  rateLimitWindowMs?: number;
 }
 
 export async function startRig(options: RigOptions): Promise<Rig> {
@@ -96,6 +99,7 @@ export async function startRig(options: RigOptions): Promise<Rig> {
     maxBodyBytes: options.maxBodyBytes,
     maxBufferedBytes: options.maxBufferedBytes,
     limits: options.limits,
+    rateLimitWindowMs: options.rateLimitWindowMs,
   });
   return {
     fakes,

@@ -2,25 +2,29 @@
 // one unit: a bad edit (an empty or truncated file included) rejects the file and the last
 // good snapshot keeps serving. Change events are debounced on the injected clock, the file is
 // capped at 1 MiB, and a reload of a large file parses and validates in a worker thread
-// (parse-thread.ts), so that it cannot stall the requests being served.
+// (parse-thread.ts), so that it cannot stall the requests being served. A small file is checked
+// here without the TypeBox runtime (quick.ts: the generated check and the rules); only a
+// document that check refuses goes to the worker, whose validator names the field. Either way
+// this thread lowers documents already validated (lower.ts) and never loads TypeBox.
 import { closeSync, fstatSync, openSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { systemClock, type Clock } from '../../clock.ts';
-import { compileConfig, ConfigError, type AuthResolver } from '../compile.ts';
+import { ConfigError, type AuthResolver } from '../errors.ts';
+import { lowerConfig } from '../lower.ts';
 import { Secret } from '../runtime.ts';
 import type { ConfigSink } from '../sink.ts';
 import { debounce } from './debounce.ts';
-import { readConfigDocuments } from './parse.ts';
-import { parseInWorker, type ParseJob } from './parse-thread.ts';
+import { parseInWorker, parseInWorkerSync, type ParseJob } from './parse-thread.ts';
+import { quickDocuments } from './quick.ts';
 
-export { parseYamlStream } from './parse.ts';
+export { parseYamlStream } from './yaml-stream.ts';
 
 /** As a ConfigMap: a config file larger than this is refused unread. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Quiet time after the last change event before a reload (an editor's truncate + write is one change). */
 export const DEFAULT_DEBOUNCE_MS = 250;
 /**
- * A reload of a file up to this many characters parses inline: parsing is linear, well under
+ * A reload of a file up to this many characters is checked inline: parsing is linear, well under
  * a millisecond per KiB, and a worker thread takes longer to start than such a file to parse.
  */
 export const INLINE_PARSE_MAX_CHARS = 32 * 1024;
@@ -86,7 +90,7 @@ export interface FileSourceOptions {
 }
 
 /**
- * Loads the file once, inline (throws ConfigError on a bad file: the caller exits non-zero),
+ * Loads the file once, waiting for the parse worker (throws ConfigError on a bad file: the caller exits non-zero),
  * then watches its directory, because editors and ConfigMap mounts replace files rather than
  * write them. Reloads run one at a time; a change during a reload is picked up right after it.
  */
@@ -101,21 +105,26 @@ export function startFileSource(options: FileSourceOptions): FileSource {
   let lastText: string | undefined;
   let closed = false;
 
+  /** documents the parse worker validated: lowered here, never validated again */
   const apply = (docs: readonly unknown[]): void => {
-    const config = compileConfig(docs, auth, source, 0);
+    const config = lowerConfig(docs, auth, source, 0);
     options.sink.apply([...config.upstreams.values()], source);
   };
 
-  // at start nothing is being served yet: parse inline, and let a bad file throw
+  // at start nothing is being served yet: check inline whatever the size (the worker, waited
+  // for, only to explain a refused document), and let a bad file throw
   lastText = readConfigText(path, maxBytes);
-  apply(readConfigDocuments(lastText, fileName));
+  apply(quickDocuments(lastText, fileName) ?? parseInWorkerSync({ text: lastText, fileName }));
 
   let job: ParseJob | undefined;
   const reloadOnce = async (force: boolean): Promise<void> => {
     const text = readConfigText(path, maxBytes);
     if (text === lastText && !force) return;
     lastText = text;
-    if (text.length <= INLINE_PARSE_MAX_CHARS) return apply(readConfigDocuments(text, fileName));
+    if (text.length <= INLINE_PARSE_MAX_CHARS) {
+      const docs = quickDocuments(text, fileName);
+      if (docs) return apply(docs);
+    }
     job = parseInWorker({ text, fileName }, { clock });
     try {
       const docs = await job.result;

@@ -12,6 +12,12 @@ export type OwnErrorKind =
   /** Breakwater's own limit (buffered request bytes) is full: 503 with Retry-After */
   | 'overloaded'
   | 'budget_exhausted'
+  /** every endpoint is at its limit (bulkhead, rate limit) and the queue is full: shed (429) */
+  | 'queue_full'
+  /** every endpoint stayed at its limit until the queue's maxWait or the deadline (429) */
+  | 'queue_timeout'
+  /** every endpoint that could serve is at its client-side rate limit (429, Retry-After: until one has room) */
+  | 'rate_limited'
   | 'deadline_exceeded'
   | 'upstream_unavailable'
   | 'upstream_timeout'

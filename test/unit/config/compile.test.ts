@@ -51,7 +51,15 @@ describe('compileUpstream defaults', () => {
     });
     expect(u.validate).toEqual({ ...DEFAULTS.validate });
     expect(u.fallbacks.size).toBe(0);
-    expect(u.endpoints[0]).toMatchObject({ priority: DEFAULTS.endpoint.priority, weight: DEFAULTS.endpoint.weight, auth: undefined });
+    expect(u.endpoints[0]).toMatchObject({ priority: DEFAULTS.endpoint.priority, weight: DEFAULTS.endpoint.weight, auth: undefined, maxConcurrent: undefined, rateLimit: undefined });
+  });
+
+  it('leaves every traffic-shaping feature off except the queue, which has its documented size and wait', () => {
+    expect(u.queue).toEqual({ maxSize: 256, maxWaitMs: 5000 });
+    expect(u.cache).toBeUndefined();
+    expect(u.healthCheck).toBeUndefined();
+    expect(u.hedge).toBeUndefined();
+    expect(u.balance).toBe('weighted');
   });
 
   it('matches the values DESIGN.md section 3 documents', () => {
@@ -91,6 +99,11 @@ describe('compileUpstream with every field set', () => {
     timeouts: { connect: '500ms', firstByte: '5s', response: '1m', idle: '10s', total: '2m' },
     fallbacks: [{ model: 'big', chain: [{ model: 'medium', maxTokens: 2048 }, { model: 'small' }] }],
     validate: { emptyChoices: false, errorInBody: false },
+    queue: { maxSize: 10, maxWait: '250ms' },
+    cache: { enabled: true, ttl: '1m', maxEntries: 50, maxBytes: 65536 },
+    healthCheck: { enabled: true, path: '/v1/models/', interval: '3s', timeout: '1s' },
+    balance: 'leastLatency',
+    hedge: { after: '1500ms', maxExtra: 2 },
   };
   const frozen = deepFreeze(doc(spec));
   const before = JSON.stringify(frozen);
@@ -115,6 +128,21 @@ describe('compileUpstream with every field set', () => {
     expect(u.timeouts).toEqual({ connectMs: 500, firstByteMs: 5000, responseMs: 60_000, idleMs: 10_000, totalMs: 120_000 });
     expect(u.validate).toEqual({ emptyChoices: false, errorInBody: false });
     expect([...u.fallbacks]).toEqual([['big', [{ model: 'medium', maxTokens: 2048 }, { model: 'small', maxTokens: undefined }]]]);
+    expect(u.queue).toEqual({ maxSize: 10, maxWaitMs: 250 });
+    expect(u.cache).toEqual({ ttlMs: 60_000, maxEntries: 50, maxBytes: 65536 });
+    expect(u.healthCheck).toEqual({ path: 'models', intervalMs: 3000, timeoutMs: 1000 });
+    expect(u.balance).toBe('leastLatency');
+    expect(u.hedge).toEqual({ afterMs: 1500, maxExtra: 2 });
+  });
+
+  it('compiles an endpoint\'s bulkhead and rate limits, and a cache or health check that is present but not enabled stays off', () => {
+    const e = compileUpstream(
+      doc({ endpoints: [{ name: 'a', url: 'https://a.example.com/v1', maxConcurrent: 4, rateLimit: { tokensPerMinute: 1000 } }], cache: { ttl: '1m' }, healthCheck: { enabled: false } }),
+      noAuth,
+    );
+    expect(e.endpoints[0]).toMatchObject({ maxConcurrent: 4, rateLimit: { requestsPerMinute: undefined, tokensPerMinute: 1000 } });
+    expect(e.cache).toBeUndefined();
+    expect(e.healthCheck).toBeUndefined();
   });
 
   it('orders endpoints by priority, keeping spec order within a priority', () => {

@@ -140,6 +140,17 @@ const CASES: Record<string, Case> = {
       },
     },
   },
+  'health-check-interval-at-least-1s': {
+    good: { defaults: spec({ healthCheck: { enabled: true } }), 'exactly 1s': spec({ healthCheck: { enabled: true, interval: '1s', timeout: '1s' } }) },
+    bad: { 'an interval under 1s': { spec: spec({ healthCheck: { enabled: true, interval: '500ms', timeout: '100ms' } }), path: 'spec.healthCheck.interval' } },
+  },
+  'health-check-timeout-within-interval': {
+    good: { 'a timeout equal to the interval': spec({ healthCheck: { interval: '2s', timeout: '2s' } }) },
+    bad: {
+      'a timeout longer than the interval': { spec: spec({ healthCheck: { interval: '2s', timeout: '3s' } }), path: 'spec.healthCheck.timeout' },
+      'the default timeout (5s) over a 2s interval': { spec: spec({ healthCheck: { interval: '2s' } }), path: 'spec.healthCheck.timeout' },
+    },
+  },
 };
 
 it('every rule in RULES has cases here, and every case names a real rule', () => {
