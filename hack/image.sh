@@ -11,9 +11,9 @@
 # The image holds what the Dockerfile's image holds, at the same paths: /app/package.json,
 # /app/dist (src/ compiled to JavaScript by hack/build.sh; no TypeScript in the image), the
 # production node_modules (`npm ci --omit=dev --ignore-scripts`, minus the `node` package),
-# Node at /usr/local/bin/node, user 65532, entrypoint `node <V8_FLAGS below> /app/dist/main.js`
-# (the `breakwater` command: proxy, controller, fake; the flags bound V8's heap: README,
-# "Measured figures"). Its base is not Debian but the pinned Node 24 binary
+# Node at /usr/local/bin/node, user 65532, entrypoint `node /app/dist/main.js` (the
+# `breakwater` command: proxy, controller, fake), NODE_OPTIONS set to V8_FLAGS below (a small
+# young generation: README, "Measured figures"). Its base is not Debian but the pinned Node 24 binary
 # (node_modules/.bin/node) plus the shared libraries `ldd` lists, /etc/passwd and /etc/group:
 # nothing else to patch, ~4x smaller.
 #
@@ -38,10 +38,11 @@ TAG="${BREAKWATER_IMAGE_TAG:-$(sed -n 's/^  "version": "\(.*\)",$/\1/p' package.
 NODE_BIN="${ROOT}/node_modules/.bin/node"
 EPOCH="1970-01-01T00:00:00Z"
 USER_ID=65532
-# V8 flags of Breakwater's process, on the entrypoint's command line (--heap-growing-percent is
-# not allowed in NODE_OPTIONS). The same in the Dockerfile and bin/breakwater; chosen by
-# measurement (bench/footprint.ts, README "Measured figures").
-V8_FLAGS=(--max-semi-space-size=4 --heap-growing-percent=50)
+# V8 flags of Breakwater's process, as NODE_OPTIONS in the image's environment (a pod replaces
+# them by setting NODE_OPTIONS, e.g. through the chart's sidecar.env). The same in the
+# Dockerfile and bin/breakwater; chosen by measurement (bench/footprint.ts, README "Measured
+# figures").
+V8_FLAGS="--max-semi-space-size=4"
 
 log() { printf '[image] %s\n' "$*" >&2; }
 die() { printf '[image] error: %s\n' "$*" >&2; exit 1; }
@@ -222,8 +223,7 @@ write_image() {
 }
 
 BW_ENV='"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","NODE_ENV=production"]'
-BW_ENTRYPOINT="\"/usr/local/bin/node\"$(printf ',"%s"' "${V8_FLAGS[@]}"),\"/app/dist/main.js\""
-BW_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV},\"Entrypoint\":[${BW_ENTRYPOINT}],\"Cmd\":[\"proxy\",\"--kubernetes\"],\"WorkingDir\":\"/app\",\"ExposedPorts\":{\"7878/tcp\":{},\"7879/tcp\":{}},\"Labels\":{\"org.opencontainers.image.title\":\"breakwater\"}}"
+BW_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV%]},\"NODE_OPTIONS=${V8_FLAGS}\"],\"Entrypoint\":[\"/usr/local/bin/node\",\"/app/dist/main.js\"],\"Cmd\":[\"proxy\",\"--kubernetes\"],\"WorkingDir\":\"/app\",\"ExposedPorts\":{\"7878/tcp\":{},\"7879/tcp\":{}},\"Labels\":{\"org.opencontainers.image.title\":\"breakwater\"}}"
 TESTAPP_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV},\"Entrypoint\":[\"/usr/local/bin/node\",\"/testapp/app.ts\"],\"WorkingDir\":\"/testapp\"}"
 PAUSE_CFG='{"User":"65535:65535","Entrypoint":["/pause"]}'
 
