@@ -12,8 +12,10 @@ deps: system-deps node_modules/.deps-stamp
 system-deps:
 	@bash hack/system-deps.sh
 
+# A node_modules that is a symlink (a git worktree sharing another checkout's install) is left
+# alone: `npm ci` would empty the directory it points to, under everyone using it.
 node_modules/.deps-stamp: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	@if [ -L node_modules ]; then echo "node_modules is a symlink to $$(readlink node_modules): not running npm ci there"; else npm ci --no-audit --no-fund; fi
 	@$(NODE) -e 'if (!process.version.startsWith("v24.")) { console.error("pinned node is " + process.version); process.exit(1) }'
 	@touch $@
 
