@@ -31,6 +31,7 @@ interface Image {
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'breakwater-image-'));
+const root = join(dir, 'root');
 let image: Image;
 let fake: FakeProvider | undefined;
 let child: ChildProcess | undefined;
@@ -69,7 +70,19 @@ beforeAll(() => {
   mkdirSync(layout);
   sh('tar', ['-xf', join(out, 'breakwater.oci.tar'), '-C', layout]);
   image = readLayout(layout);
+  // The /app tree: every layer but the base (Node and its libraries: the same binary as
+  // node_modules/.bin/node).
+  mkdirSync(root);
+  for (const layer of image.layers.slice(1)) sh('tar', ['-xzf', layer, '-C', root]);
 }, 180_000);
+
+/** The image's entrypoint and environment, its paths inside `root`, on the pinned node. */
+function imageCommand(): { args: string[]; env: NodeJS.ProcessEnv; cwd: string } {
+  const [entry, ...entryArgs] = image.config.Entrypoint;
+  expect(entry).toBe('/usr/local/bin/node');
+  const env = Object.fromEntries(image.config.Env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  return { args: entryArgs.map((a) => (a.startsWith('/') ? join(root, a) : a)), env: { ...env, [TEST_KEY_ENV]: 'k' }, cwd: join(root, image.config.WorkingDir) };
+}
 
 afterAll(async () => {
   child?.kill('SIGKILL');
@@ -103,21 +116,11 @@ describe('the image make image builds', () => {
   });
 
   it("its /app tree, started as the image starts it, loads a --config, turns ready and proxies an SDK call", async () => {
-    // Every layer but the base (Node and its libraries: the same binary as node_modules/.bin/node).
-    const root = join(dir, 'root');
-    mkdirSync(root);
-    for (const layer of image.layers.slice(1)) sh('tar', ['-xzf', layer, '-C', root]);
     fake = await startFake();
     const config = join(dir, 'upstreams.yaml');
     writeFileSync(config, upstreamsYaml([{ name: 'openai', endpoints: [{ name: 'a', url: `${fake.url}/v1` }] }]));
-    const [entry, ...entryArgs] = image.config.Entrypoint;
-    expect(entry).toBe('/usr/local/bin/node');
-    const env = Object.fromEntries(image.config.Env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
-    child = spawn(NODE, [...entryArgs.map((a) => (a.startsWith('/') ? join(root, a) : a)), 'proxy', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {
-      cwd: join(root, image.config.WorkingDir),
-      env: { ...env, [TEST_KEY_ENV]: 'k' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const { args, env, cwd } = imageCommand();
+    child = spawn(NODE, [...args, 'proxy', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -142,5 +145,16 @@ describe('the image make image builds', () => {
     // the process ran the image's tree, with the image's flags
     expect(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')).toContain(join(root, '/app/dist/main.js'));
     expect(readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0')).toContain(`NODE_OPTIONS=${v8Flags().bin}`);
+  });
+
+  it('its /app tree explains a --config the schema refuses through the compiled parse worker, and exits 2', () => {
+    // a document that fails the inline check goes to the worker thread (parse-worker.js, loaded
+    // by URL) for the explanation
+    const config = join(dir, 'refused.yaml');
+    writeFileSync(config, upstreamsYaml([{ name: 'odd', api: 'nope' as 'openai', endpoints: [{ name: 'a', url: 'https://api.example.com/v1' }] }]));
+    const { args, env, cwd } = imageCommand();
+    const r = spawnSync(NODE, [...args, 'proxy', '--config', config, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { cwd, env, encoding: 'utf8', timeout: 30_000 });
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr.trim()).toMatch(/^breakwater: invalid config: document 1 \(LLMUpstream "odd"\): spec\.api: /);
   });
 });
