@@ -43,9 +43,18 @@ fi
 buildah "${S[@]}" bud -q --isolation chroot --build-arg BASE=localhost/node-base:24 -t localhost/breakwater:dockerfile "${ROOT}" >/dev/null
 log "built localhost/breakwater:dockerfile: $(buildah "${S[@]}" inspect --format 'user {{.OCIv1.Config.User}}, entrypoint {{.OCIv1.Config.Entrypoint}}, cmd {{.OCIv1.Config.Cmd}}' localhost/breakwater:dockerfile)"
 
-# It starts as its non-root user and serves (the fake provider: no config needed).
+# It runs compiled JavaScript: the entrypoint is dist/main.js and no TypeScript source is in /app.
+entrypoint="$(buildah "${S[@]}" inspect --format '{{.OCIv1.Config.Entrypoint}}' localhost/breakwater:dockerfile)"
+[[ "${entrypoint}" == '[node /app/dist/main.js]' ]] || { log "entrypoint is ${entrypoint}, not node /app/dist/main.js"; exit 1; }
 c="$(buildah "${S[@]}" from localhost/breakwater:dockerfile)"
-out="$(timeout 10 buildah "${S[@]}" run --isolation chroot --user 65532:65532 "${c}" -- node /app/src/main.ts fake --listen 127.0.0.1:0 2>&1 | head -n1 || true)"
+m="$(buildah "${S[@]}" mount "${c}")"
+ts="$(cd "${m}/app" && find . -path ./node_modules -prune -o -name '*.ts' -print | head -n3)"
+buildah "${S[@]}" umount "${c}" >/dev/null
+[[ -z "${ts}" ]] || { buildah "${S[@]}" rm "${c}" >/dev/null; log "TypeScript in the image's /app: ${ts}"; exit 1; }
+
+# It starts as its non-root user and serves (the fake provider: no config needed), through the
+# image's entrypoint and environment (NODE_OPTIONS included).
+out="$(timeout 10 buildah "${S[@]}" run --isolation chroot --user 65532:65532 "${c}" -- node /app/dist/main.js fake --listen 127.0.0.1:0 2>&1 | head -n1 || true)"
 buildah "${S[@]}" rm "${c}" >/dev/null
 [[ "${out}" == *'fake provider listening'* ]] || { log "the image did not start: ${out}"; exit 1; }
 log "runs as 65532: ${out}"

@@ -9,16 +9,19 @@
 #   hack/image.sh all          # the three (the real-node tests use them)
 #
 # The image holds what the Dockerfile's image holds, at the same paths: /app/package.json,
-# /app/src, the production node_modules (`npm ci --omit=dev --ignore-scripts`, minus the
-# `node` package), Node at /usr/local/bin/node, user 65532, entrypoint
-# `node /app/src/main.ts` (the `breakwater` command: proxy, controller, fake). Its base is
-# not Debian but the pinned Node 24 binary (node_modules/.bin/node) plus the shared
-# libraries `ldd` lists, /etc/passwd and /etc/group: nothing else to patch, ~4x smaller.
+# /app/dist (src/ compiled to JavaScript by hack/build.sh; no TypeScript in the image), the
+# production node_modules (`npm ci --omit=dev --ignore-scripts`, minus the `node` package),
+# Node at /usr/local/bin/node, user 65532, entrypoint `node /app/dist/main.js` (the
+# `breakwater` command: proxy, controller, fake), NODE_OPTIONS set to V8_FLAGS below (a small
+# young generation: README, "Measured figures"). Its base is not Debian but the pinned Node 24 binary
+# (node_modules/.bin/node) plus the shared libraries `ldd` lists, /etc/passwd and /etc/group:
+# nothing else to patch, ~4x smaller.
 #
 # Layers, each cached under ${BREAKWATER_CACHE:-~/.cache/breakwater}/image by the hash of
-# its inputs: node (binary + libraries), modules (package-lock.json), app (src/, rebuilt
-# every run, ~1 s), testapp (openai SDK + test/node/app). Tars are reproducible
-# (sorted, owner 0, mtime 0, gzip -n): the same inputs give the same digests.
+# its inputs: node (binary + libraries), modules (package-lock.json), app (build/dist, which
+# hack/build.sh recompiles when src/ changed; re-tarred every run, ~1 s), testapp (openai SDK
+# + test/node/app). Tars are reproducible (sorted, owner 0, mtime 0, gzip -n): the same inputs
+# give the same digests.
 #
 # The test app image is Breakwater's image plus a layer with the `openai` SDK (a dev
 # dependency, so not in Breakwater's own image) and test/node/app/app.ts.
@@ -35,6 +38,11 @@ TAG="${BREAKWATER_IMAGE_TAG:-$(sed -n 's/^  "version": "\(.*\)",$/\1/p' package.
 NODE_BIN="${ROOT}/node_modules/.bin/node"
 EPOCH="1970-01-01T00:00:00Z"
 USER_ID=65532
+# V8 flags of Breakwater's process, as NODE_OPTIONS in the image's environment (a pod replaces
+# them by setting NODE_OPTIONS, e.g. through the chart's sidecar.env). The same in the
+# Dockerfile and bin/breakwater; chosen by measurement (bench/footprint.ts, README "Measured
+# figures").
+V8_FLAGS="--max-semi-space-size=4"
 
 log() { printf '[image] %s\n' "$*" >&2; }
 die() { printf '[image] error: %s\n' "$*" >&2; exit 1; }
@@ -133,12 +141,14 @@ layer_modules() {
   cat "${CACHE}/layers/${k}"
 }
 
-# Breakwater's own code. Key: the file list and contents (cheap to recompute).
+# Breakwater's own code, compiled (build/dist, made current before the layers). Key: the file
+# list and contents (cheap to recompute).
 layer_app() {
   local d="${WORK}/app/app" k
   mkdir -p "${d}"
   cp package.json "${d}/"
-  cp -r src "${d}/src"
+  cp -r build/dist "${d}/dist"
+  rm -f "${d}/dist/.inputs"
   k="app-$(cd "${WORK}/app" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-24)"
   layer_from_dir "${WORK}/app" "${k}"
 }
@@ -213,7 +223,7 @@ write_image() {
 }
 
 BW_ENV='"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","NODE_ENV=production"]'
-BW_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV},\"Entrypoint\":[\"/usr/local/bin/node\",\"/app/src/main.ts\"],\"Cmd\":[\"proxy\",\"--kubernetes\"],\"WorkingDir\":\"/app\",\"ExposedPorts\":{\"7878/tcp\":{},\"7879/tcp\":{}},\"Labels\":{\"org.opencontainers.image.title\":\"breakwater\"}}"
+BW_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV%]},\"NODE_OPTIONS=${V8_FLAGS}\"],\"Entrypoint\":[\"/usr/local/bin/node\",\"/app/dist/main.js\"],\"Cmd\":[\"proxy\",\"--kubernetes\"],\"WorkingDir\":\"/app\",\"ExposedPorts\":{\"7878/tcp\":{},\"7879/tcp\":{}},\"Labels\":{\"org.opencontainers.image.title\":\"breakwater\"}}"
 TESTAPP_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV},\"Entrypoint\":[\"/usr/local/bin/node\",\"/testapp/app.ts\"],\"WorkingDir\":\"/testapp\"}"
 PAUSE_CFG='{"User":"65535:65535","Entrypoint":["/pause"]}'
 
@@ -221,6 +231,8 @@ start=${SECONDS}
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(breakwater)
 [[ "${targets[*]}" == all ]] && targets=(breakwater testapp pause)
+# src/ compiled to build/dist (a no-op when it is current), before any layer reads it.
+[[ " ${targets[*]} " == *' breakwater '* || " ${targets[*]} " == *' testapp '* ]] && bash hack/build.sh >&2
 for t in "${targets[@]}"; do
   case "${t}" in
     breakwater) write_image breakwater "${BW_CFG}" "$(layer_node)" "$(layer_modules)" "$(layer_app)" ;;

@@ -30,7 +30,7 @@ export const SidecarValuesSchema = Type.Object(
     imagePullPolicy: Type.Union([Type.Literal('Always'), Type.Literal('IfNotPresent'), Type.Literal('Never')], { default: 'IfNotPresent' }),
     resources: Type.Object(
       { requests: Type.Optional(ResourceList), limits: Type.Optional(ResourceList) },
-      { additionalProperties: false, default: { requests: { cpu: '25m', memory: '64Mi' }, limits: { memory: '192Mi' } } },
+      { additionalProperties: false, default: { requests: { cpu: '25m', memory: '128Mi' }, limits: { memory: '256Mi' } } },
     ),
     readiness: Type.Union([Type.Literal('breakers'), Type.Literal('local')], { default: 'breakers' }),
     unreadyAfter: Type.String({ pattern: DURATION_PATTERN, maxLength: 32, default: '10s' }),

@@ -387,7 +387,7 @@ describe('charts/breakwater', () => {
       expect(parse((cm.data as Record<string, string>)['injection.yaml']!)).toEqual({
         image: 'localhost/breakwater:dev',
         imagePullPolicy: 'Never',
-        resources: { requests: { cpu: '25m', memory: '64Mi' }, limits: { memory: '192Mi' } },
+        resources: { requests: { cpu: '25m', memory: '128Mi' }, limits: { memory: '256Mi' } },
         readiness: 'local',
         unreadyAfter: '15s',
         drain: '45s',

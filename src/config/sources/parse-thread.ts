@@ -33,7 +33,9 @@ export interface ParseJob {
   cancel(): void;
 }
 
-const WORKER = new URL('./parse-worker.ts', import.meta.url);
+// parse-worker.ts next to this file when running from sources, parse-worker.js in the compiled
+// build (tsc rewrites import specifiers, not URLs).
+const WORKER = new URL(import.meta.url.endsWith('.ts') ? './parse-worker.ts' : './parse-worker.js', import.meta.url);
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 const DEFAULT_HEAP_MB = 128;
