@@ -33,7 +33,7 @@ export const FLAGS = {
   'unready-after': { type: 'string', default: '10s', commands: ['proxy'], help: 'unready after every endpoint of a required upstream was unavailable this long' },
   drain: { type: 'string', default: '30s', commands: ['proxy'], help: 'on SIGTERM, let in-flight requests finish this long' },
   'max-connections': { type: 'string', default: String(DEFAULT_EDGE_LIMITS.maxConnections), commands: ['proxy'], help: 'open connections from the app at most' },
-  'max-buffered-bytes': { type: 'string', default: String(256 * 1024 * 1024), commands: ['proxy'], help: 'request and response bytes held in memory at once, at most' },
+  'max-buffered-bytes': { type: 'string', default: String(64 * 1024 * 1024), commands: ['proxy'], help: 'request and response bytes held in memory at once, at most' },
   'log-level': { type: 'string', default: 'info', commands: BOTH, help: 'fatal | error | warn | info | debug | trace | silent' },
   'event-loop-metrics': { type: 'boolean', commands: BOTH, help: 'also export breakwater_process_nodejs_eventloop_lag_* (a 10 ms sampling timer: ~100 wake-ups a second)' },
   'lease-namespace': { type: 'string', commands: ['controller'], help: 'namespace of the Lease (default: --pod-namespace)' },

@@ -50,7 +50,7 @@ export interface ProxyServerOptions {
   log: Logger;
   metrics: Metrics;
   maxBodyBytes?: number;
-  /** all buffered request bodies together (default 256 MiB) */
+  /** all buffered request bodies together (default 64 MiB) */
   maxBufferedBytes?: number;
   /** timeouts and the connection cap of the port (src/proxy/limits.ts) */
   limits?: Partial<EdgeLimits>;
