@@ -53,5 +53,8 @@ crd: deps
 crd-check: deps
 	$(NODE) hack/gen-crd.ts --check
 
+# Breakwater next to nginx, the Portkey gateway, the LiteLLM proxy and a minimal Node proxy, in one
+# run (bench/compare.ts, at most 20 min): installs the peers first (bench/peers/install.sh, pinned
+# versions, cached in ~/.cache/breakwater/bench), rewrites docs/bench.md and docs/bench/*.svg.
 bench: deps
-	$(NODE) bench/run.ts
+	$(NODE) bench/compare.ts

@@ -58,7 +58,7 @@ const P = QUICK
       sat: { connections: 32, warmupS: 1, rounds: 1, seconds: 2 },
       rate: { warmupS: 0.5, rounds: 1, seconds: 1.5 },
       first: { rate: FIRST_CHUNK_RATE, rounds: 1, seconds: 2 },
-      fail: { rate: 20, seconds: 2, blipBeforeS: 1, blipOutageS: 4, blipAfterS: 3, graceS: 20 } satisfies ScenarioPlan,
+      fail: { rate: 20, seconds: 2, blipBeforeS: 1, blipOutageS: 4, blipAfterS: 2, graceS: 10 } satisfies ScenarioPlan,
     }
   : {
       limitS: 1200,
@@ -126,6 +126,12 @@ async function main(): Promise<void> {
   };
   const primary = await startFake('primary');
   const secondary = await startFake('secondary');
+  // 50 events per stream (and 50 completion tokens per JSON answer) set on the fakes themselves:
+  // Portkey and LiteLLM do not forward the x-fake-events request header
+  for (const f of [primary, secondary]) {
+    const res = await fetch(`http://127.0.0.1:${f.port}/_fake/faults`, { method: 'POST', body: JSON.stringify({ events: 50 }), signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`fake :${f.port}: could not set the stream length (HTTP ${res.status})`);
+  }
   const providersFor = (d: PeerDef) => (d.failover ? [primary.port, secondary.port] : [primary.port]);
 
   // ---- perf: every peer started once, checked, idle, loaded ----

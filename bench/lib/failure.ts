@@ -79,6 +79,9 @@ export interface App {
 async function traffic(app: App, rate: number, seconds: number, graceS: number, onError: (at: number) => void): Promise<{ ms: number[]; errors: number; hung: number }> {
   const headers = Object.fromEntries(Object.entries(app.headers).filter(([k]) => k !== 'authorization'));
   const client = new OpenAI({ baseURL: app.baseURL, apiKey: app.apiKey ?? 'sk-app-not-a-real-key', defaultHeaders: headers });
+  // the app gives up on calls still running after the grace period (the SDK's own timeout is
+  // 10 minutes): aborted, counted as hung, and no longer retrying into the next scenario
+  const giveUp = new AbortController();
   const ms: number[] = [];
   let errors = 0;
   let done = 0;
@@ -91,19 +94,26 @@ async function traffic(app: App, rate: number, seconds: number, graceS: number, 
     const started = performance.now();
     calls.push(
       client.chat.completions
-        .create({ model: BENCH_MODEL, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 16 })
+        .create({ model: BENCH_MODEL, messages: [{ role: 'user', content: 'Say hello' }], max_tokens: 16 }, { signal: giveUp.signal })
         .then(
-          () => void ms.push(performance.now() - started),
           () => {
+            ms.push(performance.now() - started);
+            done++;
+          },
+          () => {
+            if (giveUp.signal.aborted) return;
             errors++;
+            done++;
             onError(performance.now());
           },
-        )
-        .finally(() => void done++),
+        ),
     );
   }
   await Promise.race([Promise.allSettled(calls), sleep(graceS * 1000)]);
-  return { ms: ms.sort((a, b) => a - b), errors, hung: n - done };
+  const hung = n - done;
+  giveUp.abort();
+  await Promise.allSettled(calls);
+  return { ms: ms.sort((a, b) => a - b), errors, hung };
 }
 
 export async function runScenario(name: ScenarioName, app: App, primary: Fake, secondary: Fake, plan: ScenarioPlan): Promise<ScenarioResult> {

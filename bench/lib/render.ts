@@ -25,7 +25,7 @@ function table(head: string[], rows: string[][], align: string[] = []): string {
 
 export function renderCharts(r: Results): Record<string, string> {
   const proxies = r.peers.filter((p) => p.name !== 'direct');
-  const labels = (ps: PeerInfo[]) => ps.map((p) => p.label);
+  const labels = (ps: PeerInfo[]) => ps.map((p) => SHORT[p.name]);
   const note = `${r.env.quick ? 'QUICK smoke run, ' : ''}${r.env.date.slice(0, 16).replace('T', ' ')} UTC, ${r.env.cpu.split(' × ')[0]} shared vCPUs, load average ${r.env.loadAverageBefore.split(' ')[0]}: noisy, compare within one run`;
   const charts: Record<string, string> = {};
   charts[CHARTS.cpu] = barChart({
@@ -49,7 +49,7 @@ export function renderCharts(r: Results): Record<string, string> {
       yLabel: `${name} ms (from scheduled send)`,
       xLabel: 'requests per second (n/a: above what the peer sustains)',
       categories: r.rates.map((x) => `${x}/s`),
-      series: r.peers.map((p) => ({ name: p.label, values: r.rates.map((rate) => (r.atRate[p.name] ?? []).find((a) => a.rate === rate && a.run)).map((a) => (a ? pick(a) : undefined)) })),
+      series: r.peers.map((p) => ({ name: SHORT[p.name], values: r.rates.map((rate) => (r.atRate[p.name] ?? []).find((a) => a.rate === rate && a.run)).map((a) => (a ? pick(a) : undefined)) })),
       log: true,
       note,
     });
@@ -69,9 +69,9 @@ export function renderCharts(r: Results): Record<string, string> {
   charts[CHARTS.failure] = barChart({
     title: 'Failure amplification: provider attempts per app call (openai SDK defaults)',
     yLabel: 'provider attempts per app call',
-    categories: r.peers.map((p) => p.label),
+    categories: labels(r.peers),
     series: scenarios.map((s) => ({
-      name: s === 'throttle' ? 'primary 429, secondary ok' : s === 'outage' ? 'total outage (503)' : '10 s primary outage',
+      name: s === 'throttle' ? 'primary 429' : s === 'outage' ? 'total outage' : '10 s outage',
       values: r.peers.map((p) => {
         const c = r.failure[s]?.[p.name];
         return isResult(c) ? c.attemptsPerCall : undefined;
@@ -252,6 +252,9 @@ ${(Object.keys(SCENARIOS) as ScenarioName[])
 `);
   return out.join('\n');
 }
+
+/** chart labels (the tables use the full ones) */
+const SHORT: Record<Row, string> = { direct: 'direct', breakwater: 'Breakwater', nginx: 'nginx', portkey: 'Portkey', litellm: 'LiteLLM', minimal: 'minimal Node' };
 
 const INSTALLED: Record<Row, string> = {
   direct: '—',

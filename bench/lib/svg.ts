@@ -22,7 +22,7 @@ export interface ChartSpec {
   xLabel?: string;
   /** a footnote under the chart */
   note?: string;
-  /** value label format; default 3 significant digits */
+  /** format of the value printed on a bar or point (not of the axis ticks); default 3 significant digits */
   format?: (v: number) => string;
 }
 
@@ -39,7 +39,9 @@ export function escapeXml(s: string): string {
 
 const num = (n: number) => (Math.round(n * 10) / 10).toString();
 const present = (v: number | undefined): v is number => v !== undefined && Number.isFinite(v);
-export const fmt3 = (v: number) => (v === 0 ? '0' : Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3).replace(/\.?0+$/, ''));
+export const fmt3 = (v: number) => (v === 0 ? '0' : Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3).replace(/(\.\d*?)0+$/, '$1').replace(/\.$/, ''));
+/** axis ticks: 0.5, 20, 5k, 2M */
+export const tickFormat = (v: number) => (Math.abs(v) >= 1e6 ? `${fmt3(v / 1e6)}M` : Math.abs(v) >= 1e4 ? `${fmt3(v / 1e3)}k` : fmt3(v));
 
 /** A value axis: ticks and the mapping from value to a y pixel offset from the plot's top. */
 export interface Scale {
@@ -77,7 +79,7 @@ function scaleFor(spec: ChartSpec): Scale {
 }
 
 function frame(spec: ChartSpec, scale: Scale, body: string[]): string {
-  const fmt = spec.format ?? fmt3;
+  const fmt = tickFormat;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12" role="img" aria-label="${escapeXml(spec.title)}">`,
     `<title>${escapeXml(spec.title)}</title>`,

@@ -76,7 +76,7 @@ export async function saturation(
       a.requests += res.requests;
       a.failed += res.errors + res.non2xx + res.timeouts;
       a.rps.push(res.rps);
-      a.rounds.push((p1 - p0) / 1000 / Math.max(1, res.requests));
+      a.rounds.push(res.requests > 0 ? (p1 - p0) / 1000 / res.requests : NaN);
     }
   }
   const out = new Map<string, Saturation>();
@@ -85,9 +85,10 @@ export async function saturation(
     const s: Saturation = {
       rps: a.rps.reduce((x, y) => x + y, 0) / a.rps.length,
       requests: a.requests,
-      cpuUsPerReq: a.ns / 1000 / Math.max(1, a.requests),
+      // nothing answered (every request timed out): no per-request figure
+      cpuUsPerReq: a.requests > 0 ? a.ns / 1000 / a.requests : NaN,
       cpuRoundsUs: a.rounds,
-      fakeUsPerReq: a.fakeNs / 1000 / Math.max(1, a.requests),
+      fakeUsPerReq: a.requests > 0 ? a.fakeNs / 1000 / a.requests : NaN,
       failed: a.failed,
     };
     out.set(t.name, s);
