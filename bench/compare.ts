@@ -63,10 +63,11 @@ const P = QUICK
   : {
       limitS: 1200,
       idleS: 10,
-      sat: { connections: 32, warmupS: 2, rounds: 3, seconds: 3 },
-      rate: { warmupS: 1, rounds: 2, seconds: 3 },
-      first: { rate: FIRST_CHUNK_RATE, rounds: 2, seconds: 5 },
-      fail: { rate: 20, seconds: 10, blipBeforeS: 5, blipOutageS: 10, blipAfterS: 15, graceS: 30 } satisfies ScenarioPlan,
+      sat: { connections: 32, warmupS: 2, rounds: 2, seconds: 3 },
+      rate: { warmupS: 1, rounds: 2, seconds: 2 },
+      first: { rate: FIRST_CHUNK_RATE, rounds: 2, seconds: 3 },
+      // 25 s after the clear: long enough to see a breaker's 30 s open state end in half-open
+      fail: { rate: 20, seconds: 10, blipBeforeS: 5, blipOutageS: 10, blipAfterS: 25, graceS: 20 } satisfies ScenarioPlan,
     };
 
 async function main(): Promise<void> {

@@ -116,7 +116,21 @@ async function traffic(app: App, rate: number, seconds: number, graceS: number, 
   return { ms: ms.sort((a, b) => a - b), errors, hung };
 }
 
+/** Waits (up to 20 s) until neither fake's counter moves for a second: a peer may still be retrying
+ * calls the previous app gave up on, and those attempts must not count in the next scenario. */
+async function quiesce(fakes: readonly Fake[]): Promise<void> {
+  let last = -1;
+  let still = 0;
+  for (let i = 0; i < 40 && still < 2; i++) {
+    const n = (await Promise.all(fakes.map(stats))).reduce((a, s) => a + s.requests, 0);
+    still = n === last ? still + 1 : 0;
+    last = n;
+    await sleep(500);
+  }
+}
+
 export async function runScenario(name: ScenarioName, app: App, primary: Fake, secondary: Fake, plan: ScenarioPlan): Promise<ScenarioResult> {
+  await quiesce([primary, secondary]);
   for (const f of [primary, secondary]) {
     await clearFaults(f);
     await resetStats(f);

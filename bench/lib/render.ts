@@ -137,7 +137,8 @@ ${table(
   out.push(`## CPU per request at saturation
 
 Closed loop (autocannon, 32 keep-alive connections; ${roundsText(e)}), a small JSON chat completion and a 50-event SSE stream
-(\`x-fake-events: 50\`). CPU is the peer's whole process group (\`schedstat\`, ns) divided by the requests it served; for direct,
+(50 events and 50 completion tokens, set on the fakes by a control-API rule, as Portkey and LiteLLM do not forward the
+\`x-fake-events\` header). CPU is the peer's whole process group (\`schedstat\`, ns) divided by the requests it served; for direct,
 the fake's own.
 
 ${table(
@@ -234,6 +235,8 @@ ${(Object.keys(SCENARIOS) as ScenarioName[])
 - **Bounded.** Everything listens on 127.0.0.1 (the Portkey gateway, which binds every interface, gets a preloaded
   \`listen()\` wrapper, \`bench/peers/loopback.ts\`); every child runs in its own process group and is killed by its id on exit,
   failure, Ctrl-C or the watchdog (${(e.plan as { limitS?: number }).limitS ?? '?'} s); the temp dir is removed.
+- **Node peers** (Breakwater, the minimal proxy, Portkey) run on the pinned Node 24; Breakwater and the minimal proxy
+  from TypeScript sources by type stripping, which costs about 25 MB of their idle RSS (issue 11: compiled JS).
 - **Portkey** 1.15.2 pulls \`@hono/node-server\` through a caret range; from 1.14 on, every streamed answer fails in its
   relay ("TypeError: immutable", answered as HTTP 500), so the bench pins 1.13.8 with npm \`overrides\` in Portkey's own prefix.
   The gateway takes its routing config per request, in the \`x-portkey-config\` header (as its SDK sends it); every request here

@@ -125,7 +125,7 @@ export async function fixedRate(
   o: { warmupS: number; rounds: number; seconds: number; capacity: ReadonlyMap<string, number> },
   plan: LoadPlan,
 ): Promise<Map<string, AtRate>> {
-  const able = targets.filter((t) => (o.capacity.get(t.name) ?? Infinity) >= rate * 1.05);
+  const able = targets.filter((t) => (o.capacity.get(t.name) ?? Infinity) >= rate);
   const tag = (t: PeerTarget, r: number | string) => `${t.name}-${w.name}-${rate}-${r}`.replace(/[^a-z0-9-]+/gi, '_');
   for (const t of able) await openLoop(plan.vegeta, plan.dir, t.url, withHeaders(w, t), rate, o.warmupS, plan.loadgenCpus, tag(t, 'warmup'));
   const acc = new Map(able.map((t) => [t.name, { ns: 0, files: [] as string[] }]));
