@@ -100,7 +100,8 @@ export async function saturation(
 /** Percentile (nearest rank) of an ascending array. */
 export function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  // the epsilon keeps 99.9 % of 1000 at rank 999 (0.999 * 1000 is 999.0000000000001 in binary)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length - 1e-9) - 1))]!;
 }
 
 /** Latencies (ms, ascending) and success count of vegeta result files, via `vegeta encode --to=json`. */

@@ -8,24 +8,23 @@
 #
 #   nginx     Debian package `nginx` (apt-get when root, as hack/system-deps.sh does; otherwise
 #             prints the line to run and the nginx rows are skipped)
-#   portkey   npm `@portkey-ai/gateway@PORTKEY_VERSION` in its own prefix, run by the pinned Node 24
+#   portkey   npm `@portkey-ai/gateway@PORTKEY_VERSION` in its own prefix (npm ci from the lock in
+#             bench/peers/portkey/), run by the pinned Node 24
 #   litellm   PyPI `litellm[proxy]` in its own venv: the first of LITELLM_CANDIDATES (newest
 #             first) whose [proxy] extra installs here; the one installed is recorded
 #
 # Cache: $BREAKWATER_BENCH_CACHE or ~/.cache/breakwater/bench. Every step is bounded (timeout).
 set -euo pipefail
 
-PORTKEY_VERSION=1.15.2
-# Portkey's SSE relay builds `new Response(stream, upstreamResponse)` and then appends headers;
+# Portkey: bench/peers/portkey/package.json + package-lock.json pin the gateway (1.15.2) and its
+# whole tree. Its SSE relay builds `new Response(stream, upstreamResponse)` and then appends headers;
 # @hono/node-server >= 1.14 (what Portkey's ^1.3.3 range resolves to today) keeps the upstream's
 # immutable Headers there, so every streamed request fails ("TypeError: immutable", answered as
-# 500 "Something went wrong"). 1.13.8, the last release before that change, is pinned through
-# npm overrides in the peer's own prefix.
-PORTKEY_HONO_NODE_SERVER=1.13.8
+# 500 "Something went wrong"); the lock holds it at 1.13.8 (npm overrides), the last release before.
+PORTKEY_VERSION=1.15.2
 LITELLM_CANDIDATES=(1.110.2 1.109.3 1.108.14 1.106.12 1.100.5)
 
 here=$(cd "$(dirname "$0")/../.." && pwd)
-node="${here}/node_modules/.bin/node"
 cache="${BREAKWATER_BENCH_CACHE:-${HOME}/.cache/breakwater/bench}"
 mkdir -p "${cache}"
 say() { printf '[bench-peers] %s\n' "$*" >&2; }
@@ -42,14 +41,16 @@ if ! command -v nginx >/dev/null 2>&1 && [[ ! -x /usr/sbin/nginx ]]; then
   fi
 fi
 
-# ---- Portkey gateway (npm, own prefix) ----
-portkey="${cache}/portkey-${PORTKEY_VERSION}-hono-${PORTKEY_HONO_NODE_SERVER}"
+# ---- Portkey gateway (npm, own prefix, from the committed lock) ----
+lock_sum=$(cat "${here}/bench/peers/portkey/package.json" "${here}/bench/peers/portkey/package-lock.json" | sha256sum | cut -c1-12)
+portkey="${cache}/portkey-${PORTKEY_VERSION}-${lock_sum}"
 if [[ ! -f "${portkey}/.stamp" ]]; then
-  say "installing @portkey-ai/gateway@${PORTKEY_VERSION} into ${portkey}"
+  say "installing @portkey-ai/gateway@${PORTKEY_VERSION} into ${portkey} (npm ci)"
   rm -rf "${portkey}"
   mkdir -p "${portkey}"
-  printf '{ "name": "breakwater-bench-portkey", "private": true, "overrides": { "@hono/node-server": "%s" } }\n' "${PORTKEY_HONO_NODE_SERVER}" > "${portkey}/package.json"
-  if timeout 600 npm install --prefix "${portkey}" --no-audit --no-fund --save-exact "@portkey-ai/gateway@${PORTKEY_VERSION}" >&2; then
+  cp "${here}/bench/peers/portkey/package.json" "${here}/bench/peers/portkey/package-lock.json" "${portkey}/"
+  # --ignore-scripts: its only install script is patch-package, with no patches in the package
+  if (cd "${portkey}" && timeout 600 npm ci --no-audit --no-fund --ignore-scripts >&2); then
     touch "${portkey}/.stamp"
   else
     say "portkey install failed: its rows are skipped"
