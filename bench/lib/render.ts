@@ -240,7 +240,8 @@ ${(Object.keys(SCENARIOS) as ScenarioName[])
 - **Portkey** 1.15.2 pulls \`@hono/node-server\` through a caret range; from 1.14 on, every streamed answer fails in its
   relay ("TypeError: immutable", answered as HTTP 500), so the bench pins 1.13.8 with npm \`overrides\` in Portkey's own prefix.
   The gateway takes its routing config per request, in the \`x-portkey-config\` header (as its SDK sends it); every request here
-  carries it.
+  carries it. Its SSE reader sleeps 25 ms before relaying a stream's first chunk (a \`setTimeout(…, 25)\` in the gateway's
+  build), which the first-event table shows; it proxies through \`fetch()\` and web streams.
 - **LiteLLM**: the install tries the newest \`litellm[proxy]\` first and falls back to older releases until one installs
   (here the newest ones need extras not on this machine's index); it runs with one worker, the packaged cost map
   (\`LITELLM_LOCAL_MODEL_COST_MAP\`, no fetch at start-up) and a throwaway master key (it refuses to start without one).
