@@ -63,8 +63,11 @@ crd-check: deps
 	$(NODE) hack/gen-crd.ts --check
 	$(NODE) hack/gen-check.ts --check
 
+# Breakwater next to nginx, the Portkey gateway, the LiteLLM proxy and a minimal Node proxy, in one
+# run (bench/compare.ts, at most 20 min): installs the peers first (bench/peers/install.sh, pinned
+# versions, cached in ~/.cache/breakwater/bench), rewrites docs/bench.md and docs/bench/*.svg.
 bench: deps build
-	$(NODE) bench/run.ts
+	$(NODE) bench/compare.ts
 
 # CPU per request with each traffic-shaping feature on, next to the plain config, in one run.
 bench-features: deps build

@@ -1,4 +1,5 @@
-// `make bench`: Breakwater's overhead next to a direct call and next to nginx, in one run.
+// Breakwater's overhead next to a direct call and next to nginx, in one run (`make bench` runs the
+// peer comparison, bench/compare.ts; this is the Breakwater-only deep dive with variants and profiles).
 //
 //   node_modules/.bin/node bench/run.ts [--quick] [--profile auto|always|never] [--no-variants]
 //                                       [--no-pin] [--rate 600] [--connections 32]
