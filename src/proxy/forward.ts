@@ -81,12 +81,13 @@ export class Attempt {
   #ctx: AttemptContext;
   #clock: Clock;
   #deadlineAt: number;
+  /** the one timer; it fires at #fireAt, at or before the earliest due time, and re-checks then */
   #timer: NodeJS.Timeout | undefined;
-  /** the phase the timer stands for (undefined: only the deadline) */
+  #fireAt = Infinity;
+  /** the phase running (undefined: only the deadline), its length and when it ends */
   #phase: 'firstByte' | 'response' | 'idle' | undefined;
   #phaseMs = 0;
-  /** the timer fires at the deadline, not at the end of the phase */
-  #cutByDeadline = false;
+  #phaseDue = Infinity;
   #appSignal: AbortSignal;
   #onAppAbort = () => this.abort({ kind: 'cancelled', reason: 'client_disconnected' });
   #onTimer = () => this.#fired();
@@ -111,7 +112,7 @@ export class Attempt {
     this.#deadlineAt = deadline;
     endpoint.inflight++;
     endpoint.inflightGauge.inc();
-    this.disarm();
+    // no timer yet: forward() arms the first phase at once (or disarms, leaving the deadline)
     appSignal.addEventListener('abort', this.#onAppAbort, { once: true });
     if (appSignal.aborted) this.#onAppAbort();
   }
@@ -124,24 +125,27 @@ export class Attempt {
     return this.cause !== undefined;
   }
 
-  /** starts (or replaces) the timer for the current phase, never past the deadline */
+  /** starts (or replaces) the current phase; the deadline still applies */
   arm(phase: 'firstByte' | 'response' | 'idle', ms: number): void {
     this.#phase = phase;
     this.#phaseMs = ms;
-    this.#set(ms);
+    this.#phaseDue = this.#clock.now() + ms;
+    this.#schedule();
   }
 
-  /** pushes the current phase's timer back (a stream event arrived) */
+  /**
+   * pushes the current phase's end back (a stream event arrived): a field write, no timer call;
+   * the timer, due earlier, finds the phase moved and waits again
+   */
   touch(): void {
-    if (this.#phase === undefined || this.#cutByDeadline) return;
-    if (this.#clock.now() + this.#phaseMs < this.#deadlineAt) this.#timer?.refresh();
-    else this.#set(this.#phaseMs); // this refresh would run past the deadline: cut at it
+    if (this.#phase !== undefined) this.#phaseDue = this.#clock.now() + this.#phaseMs;
   }
 
   /** no phase runs (the app is not reading): only the deadline applies */
   disarm(): void {
     this.#phase = undefined;
-    this.#set(Infinity);
+    this.#phaseDue = Infinity;
+    this.#schedule(); // makes sure the deadline runs (a timer due earlier is kept)
   }
 
   abort(cause: AbortCause): void {
@@ -154,6 +158,7 @@ export class Attempt {
   dispose(): void {
     this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#fireAt = Infinity;
     this.#appSignal.removeEventListener('abort', this.#onAppAbort);
   }
 
@@ -180,17 +185,28 @@ export class Attempt {
     }
   }
 
-  #set(ms: number): void {
+  /**
+   * Makes sure the timer fires no later than the earliest due time (the phase's end or the
+   * deadline). A timer already due earlier is kept: most attempts arm, disarm and settle with one
+   * setTimeout and one clearTimeout, and a stream's events touch no timer at all.
+   */
+  #schedule(): void {
     if (this.#settled) return;
-    const left = Math.max(0, this.#deadlineAt - this.#clock.now());
-    this.#cutByDeadline = left <= ms;
+    const due = Math.min(this.#phaseDue, this.#deadlineAt);
+    if (this.#timer !== undefined && this.#fireAt <= due) return;
     this.#clock.clearTimeout(this.#timer);
-    this.#timer = this.#clock.setTimeout(this.#onTimer, this.#cutByDeadline ? left : ms);
+    this.#fireAt = due;
+    this.#timer = this.#clock.setTimeout(this.#onTimer, Math.max(0, due - this.#clock.now()));
   }
 
   #fired(): void {
-    if (this.#cutByDeadline || this.#phase === undefined) this.abort({ kind: 'cancelled', reason: 'deadline' });
-    else this.abort({ kind: 'timeout', phase: this.#phase });
+    this.#timer = undefined;
+    this.#fireAt = Infinity;
+    if (this.#settled || this.cause) return;
+    const now = this.#clock.now();
+    if (now >= this.#deadlineAt) this.abort({ kind: 'cancelled', reason: 'deadline' });
+    else if (this.#phase !== undefined && now >= this.#phaseDue) this.abort({ kind: 'timeout', phase: this.#phase });
+    else this.#schedule(); // fired early: the phase moved (touch) or ended (disarm)
   }
 }
 
@@ -270,7 +286,10 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
   const headersWaitMs = Math.min(headersPhase === 'response' ? timeouts.responseMs : timeouts.firstByteMs, waitCapMs);
   let awaitingHeaders = true;
   if (body === undefined || Buffer.isBuffer(body) || body.readableEnded) live.arm(headersPhase, headersWaitMs);
-  else body.once('end', () => awaitingHeaders && live.arm(headersPhase, headersWaitMs));
+  else {
+    live.disarm(); // the deadline runs while the app uploads
+    body.once('end', () => awaitingHeaders && live.arm(headersPhase, headersWaitMs));
+  }
   const exchange = new Exchange();
   live.exchange = exchange;
   if (live.cause) exchange.abort(new Error('aborted before it was sent'));
