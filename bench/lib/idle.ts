@@ -28,8 +28,8 @@ function statusField(text: string, key: string): number {
   return Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0);
 }
 
-/** CPU time in ns of every thread of the group (schedstat: finer than the 10 ms ticks of stat) */
-export function groupCpuNs(pgid: number): number {
+/** `read` of every thread of every process in the group, summed (a thread that is gone counts 0) */
+function sumOverThreads(pgid: number, read: (taskDir: string) => number): number {
   let sum = 0;
   for (const pid of groupPids(pgid)) {
     let tasks: string[] = [];
@@ -40,7 +40,7 @@ export function groupCpuNs(pgid: number): number {
     }
     for (const tid of tasks) {
       try {
-        sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+        sum += read(`/proc/${pid}/task/${tid}`);
       } catch {
         /* thread gone */
       }
@@ -49,26 +49,17 @@ export function groupCpuNs(pgid: number): number {
   return sum;
 }
 
+/** CPU time in ns of every thread of the group (schedstat: finer than the 10 ms ticks of stat) */
+export function groupCpuNs(pgid: number): number {
+  return sumOverThreads(pgid, (task) => Number(readFileSync(`${task}/schedstat`, 'utf8').split(' ')[0]));
+}
+
 /** context switches of every thread of every process in the group */
 export function groupSwitches(pgid: number): number {
-  let sum = 0;
-  for (const pid of groupPids(pgid)) {
-    let tasks: string[] = [];
-    try {
-      tasks = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tasks) {
-      try {
-        const s = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
-        sum += statusField(s, 'voluntary_ctxt_switches') + statusField(s, 'nonvoluntary_ctxt_switches');
-      } catch {
-        /* thread gone */
-      }
-    }
-  }
-  return sum;
+  return sumOverThreads(pgid, (task) => {
+    const s = readFileSync(`${task}/status`, 'utf8');
+    return statusField(s, 'voluntary_ctxt_switches') + statusField(s, 'nonvoluntary_ctxt_switches');
+  });
 }
 
 /** VmRSS and VmHWM summed over the group's processes, in kB */
