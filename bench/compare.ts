@@ -26,11 +26,11 @@ import { parseArgs } from 'node:util';
 import { runScenario, SCENARIOS, type Fake, type ScenarioName, type ScenarioPlan } from './lib/failure.ts';
 import { firstChunk } from './lib/first-chunk.ts';
 import { groupMemoryKb, measureIdle } from './lib/idle.ts';
-import { ensureVegeta, VEGETA_MODULE, WORKLOADS, type Workload } from './lib/load.ts';
+import { ensureVegeta, PROMPT_WORKLOADS, VEGETA_MODULE, WORKLOADS, type Workload } from './lib/load.ts';
 import { peerDefs, startPeer, type Manifest, type PeerDef, type RunningPeer } from './lib/peers.ts';
 import { freePort, installCleanup, killAll, loadAverage, run, sleep, start, stop, which, type Spawned } from './lib/procs.ts';
 import { renderAll } from './lib/render.ts';
-import type { FailureCell, Results, Row } from './lib/results.ts';
+import { PROMPT_PEERS, type FailureCell, type Results, type Row } from './lib/results.ts';
 import { fixedRate, saturation, type LoadPlan, type PeerTarget } from './lib/sweep.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -63,7 +63,9 @@ const P = QUICK
   : {
       limitS: 1200,
       idleS: 10,
-      sat: { connections: 32, warmupS: 2, rounds: 2, seconds: 3 },
+      // Node peers take 10–15 s of saturating load to reach their steady CPU per request (V8's
+      // tiering and its GC threads' early work: 2–3× the steady figure in the first seconds)
+      sat: { connections: 32, warmupS: 12, rounds: 2, seconds: 3 },
       rate: { warmupS: 1, rounds: 2, seconds: 2 },
       first: { rate: FIRST_CHUNK_RATE, rounds: 2, seconds: 3 },
       // 25 s after the clear: long enough to see a breaker's 30 s open state end in half-open
@@ -176,6 +178,11 @@ async function main(): Promise<void> {
     results.saturation.json[t.name as Row] = satJson.get(t.name)!;
     results.saturation.sse[t.name as Row] = satSse.get(t.name)!;
   }
+  const promptTargets = targets.filter((t) => (PROMPT_PEERS as readonly string[]).includes(t.name));
+  const [prompt1k, prompt100k] = PROMPT_WORKLOADS;
+  const sat1k = await saturation(promptTargets, prompt1k, { ...P.sat, warmupS: 1 }, plan);
+  const sat100k = await saturation(promptTargets, prompt100k, { ...P.sat, warmupS: 1 }, plan);
+  results.promptSize = { '1k': Object.fromEntries(sat1k), '100k': Object.fromEntries(sat100k) };
   const capacity = new Map([...satJson].map(([k, v]) => [k, v.rps]));
   for (const rate of RATES) {
     const r = await fixedRate(targets, json, rate, { ...P.rate, capacity }, plan);

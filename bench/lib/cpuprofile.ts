@@ -4,6 +4,9 @@
 // http internals, GC, ...). "Inclusive" counts a sample once per function on its stack.
 import { readFileSync } from 'node:fs';
 
+/** Breakwater's own code: the TypeScript sources, or their compiled JavaScript (make build) */
+const OWN_CODE = /\/(?:src|build\/dist)\//;
+
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
@@ -38,7 +41,7 @@ export interface ProfileSummary {
 function shortUrl(url: string): string {
   const i = url.indexOf('/node_modules/');
   if (i >= 0) return url.slice(i + '/node_modules/'.length);
-  const s = url.indexOf('/src/');
+  const s = url.search(OWN_CODE);
   if (s >= 0) return url.slice(s + 1);
   return url.replace(/^file:\/\//, '');
 }
@@ -49,7 +52,7 @@ function area(url: string, fn: string): string {
   if (url === '') return `native: ${fn || '(anonymous)'}`;
   const m = /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
   if (m) return `npm: ${m[1]}`;
-  if (/\/src\//.test(url)) return 'Breakwater src/ (self)';
+  if (OWN_CODE.test(url)) return 'Breakwater src/ (self)';
   if (url.startsWith('node:')) {
     if (/^node:(_http|http|internal\/http|internal\/streams|stream|net|internal\/net|internal\/stream_base)/.test(url)) return 'node: http/net/streams';
     return 'node: other internals';
@@ -100,7 +103,7 @@ export function summariseProfile(file: string, fromMs = 0, toMs = Infinity, top 
       const { url, functionName } = c.callFrame;
       if (functionName === '(root)') break;
       const a = area(url, functionName);
-      const k = a.startsWith('npm: ') ? a : /\/src\//.test(url) ? key(c) : undefined;
+      const k = a.startsWith('npm: ') ? a : OWN_CODE.test(url) ? key(c) : undefined;
       if (k === undefined || seen.has(k)) continue;
       seen.add(k);
       add(k.startsWith('npm: ') ? pkgIncl : srcIncl, k, us);

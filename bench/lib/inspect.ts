@@ -4,6 +4,9 @@
 // request allocate, and where" — the garbage that drives GC time, heap growth and pauses.
 import { sleep } from './procs.ts';
 
+/** Breakwater's own code: the TypeScript sources, or their compiled JavaScript (make build) */
+const OWN_CODE = /\/(?:src|build\/dist)\//;
+
 interface HeapNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
   selfSize: number;
@@ -87,7 +90,7 @@ export async function allocationProfile(port: number, load: () => Promise<number
 function shortUrl(url: string): string {
   const i = url.indexOf('/node_modules/');
   if (i >= 0) return url.slice(i + '/node_modules/'.length);
-  const s = url.indexOf('/src/');
+  const s = url.search(OWN_CODE);
   if (s >= 0) return url.slice(s + 1);
   return url;
 }
@@ -100,7 +103,7 @@ function summarise(head: HeapNode, requests: number): AllocationSummary {
   // returns the subtree total; adds it to each src/ function once per path
   const walk = (n: HeapNode, srcOnStack: Set<string>): number => {
     const k = key(n);
-    const isSrc = /\/src\//.test(n.callFrame.url) && !srcOnStack.has(k);
+    const isSrc = OWN_CODE.test(n.callFrame.url) && !srcOnStack.has(k);
     if (isSrc) srcOnStack.add(k);
     let sum = n.selfSize;
     if (n.selfSize > 0) self.set(k, (self.get(k) ?? 0) + n.selfSize);

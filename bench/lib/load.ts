@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { run, which } from './procs.ts';
 
 export interface Workload {
-  name: 'json' | 'sse';
+  name: 'json' | 'sse' | 'prompt-1k' | 'prompt-100k';
   label: string;
   body: string;
   headers: Record<string, string>;
@@ -33,6 +33,22 @@ export const WORKLOADS: Workload[] = [
     headers: { 'content-type': 'application/json', 'x-fake-events': '50' },
   },
 ];
+
+/** A chat completion whose whole body is about `bytes` long: the prompt is one user message of filler text. */
+function promptOfSize(name: Workload['name'], bytes: number): Workload {
+  const shell = JSON.stringify({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content: '' }], max_tokens: 16 });
+  const words = 'the quick brown fox jumps over the lazy dog; ';
+  const content = words.repeat(Math.ceil(bytes / words.length)).slice(0, Math.max(0, bytes - shell.length));
+  return {
+    name,
+    label: `JSON chat completion, ${bytes >= 1024 * 1024 ? `${bytes / 1024 / 1024} MB` : `${bytes / 1024} KB`} body`,
+    body: JSON.stringify({ model: 'gpt-4.1-mini', messages: [{ role: 'user', content }], max_tokens: 16 }),
+    headers: { 'content-type': 'application/json' },
+  };
+}
+
+/** issue 11: a prompt of 100 KB should cost no more than one of 1 KB + 5 µs (the proxy never parses a whole body it only forwards) */
+export const PROMPT_WORKLOADS: [Workload, Workload] = [promptOfSize('prompt-1k', 1024), promptOfSize('prompt-100k', 100 * 1024)];
 
 export interface ClosedResult {
   requests: number;

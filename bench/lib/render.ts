@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SCENARIOS, type ScenarioName, type ScenarioResult } from './failure.ts';
-import type { FailureCell, PeerInfo, Results, Row } from './results.ts';
+import { PROMPT_PEERS, type FailureCell, type PeerInfo, type Results, type Row } from './results.ts';
 import { barChart, lineChart } from './svg.ts';
 
 export const CHARTS = {
@@ -150,6 +150,34 @@ ${table(
   }),
 )}
 `);
+
+  if (r.promptSize) {
+    const small = r.promptSize['1k'];
+    const large = r.promptSize['100k'];
+    const delta = (row: Row) => (large[row]?.cpuUsPerReq ?? NaN) - (small[row]?.cpuUsPerReq ?? NaN);
+    const rows = PROMPT_PEERS.filter((row) => small[row] || large[row]);
+    const label = (row: Row) => r.peers.find((p) => p.name === row)?.label ?? row;
+    out.push(`## Prompt size: 1 KB against 100 KB
+
+The same closed loop with a chat completion whose body is 1 KB and then 100 KB (one long user message), to see whether a
+large prompt costs a proxy more than the bytes it moves (issue 11: a proxy that parses a whole body to read \`model\` pays
+about 40 µs per 100 KB). Extra = 100 KB − 1 KB; above the minimal Node proxy = the peer's extra minus the minimal proxy's
+(what reading, writing and buffering 99 KB more costs any Node proxy), the part that is the peer's own.
+
+${table(
+  ['peer', '1 KB: req/s', '1 KB: CPU µs/req', '100 KB: req/s', '100 KB: CPU µs/req', 'extra µs/req', 'extra above the minimal proxy (µs)'],
+  rows.map((row) => [
+    label(row),
+    f(small[row]?.rps, 0),
+    f(small[row]?.cpuUsPerReq),
+    f(large[row]?.rps, 0),
+    f(large[row]?.cpuUsPerReq),
+    f(delta(row)),
+    row === 'direct' || row === 'minimal' ? '' : f(delta(row) - delta('minimal')),
+  ]),
+)}
+`);
+  }
 
   const direct = r.atRate.direct ?? [];
   out.push(`## Latency at fixed rates

@@ -8,6 +8,9 @@ import type { AtRate, Saturation } from './sweep.ts';
 /** 'direct' is the app calling the fake itself; the others are the peers of peers.ts */
 export type Row = 'direct' | 'breakwater' | 'nginx' | 'portkey' | 'litellm' | 'minimal';
 
+/** the rows the prompt-size runs load (the fast ones: Portkey and LiteLLM would take minutes for no extra insight) */
+export const PROMPT_PEERS: readonly Row[] = ['direct', 'breakwater', 'minimal', 'nginx'];
+
 export interface PeerInfo {
   name: Row;
   label: string;
@@ -44,6 +47,8 @@ export interface Results {
   idle: Partial<Record<Row, Idle>>;
   memory: Partial<Record<Row, Memory>>;
   saturation: { json: Partial<Record<Row, Saturation>>; sse: Partial<Record<Row, Saturation>> };
+  /** closed loop with a 1 KB and a 100 KB request body (PROMPT_PEERS only; absent in older results) */
+  promptSize?: { '1k': Partial<Record<Row, Saturation>>; '100k': Partial<Record<Row, Saturation>> };
   rates: number[];
   atRate: Partial<Record<Row, AtRate[]>>;
   firstChunkRate: number;
