@@ -43,6 +43,9 @@ USER_ID=65532
 # Dockerfile and bin/breakwater; chosen by measurement (bench/footprint.ts, README "Measured
 # figures").
 V8_FLAGS="--max-semi-space-size=4"
+# glibc malloc arenas, as MALLOC_ARENA_MAX in the environment (the same in the Dockerfile and
+# bin/breakwater, which says why).
+MALLOC_ARENAS=1
 
 log() { printf '[image] %s\n' "$*" >&2; }
 die() { printf '[image] error: %s\n' "$*" >&2; exit 1; }
@@ -223,7 +226,7 @@ write_image() {
 }
 
 BW_ENV='"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","NODE_ENV=production"]'
-BW_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV%]},\"NODE_OPTIONS=${V8_FLAGS}\"],\"Entrypoint\":[\"/usr/local/bin/node\",\"/app/dist/main.js\"],\"Cmd\":[\"proxy\",\"--kubernetes\"],\"WorkingDir\":\"/app\",\"ExposedPorts\":{\"7878/tcp\":{},\"7879/tcp\":{}},\"Labels\":{\"org.opencontainers.image.title\":\"breakwater\"}}"
+BW_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV%]},\"NODE_OPTIONS=${V8_FLAGS}\",\"MALLOC_ARENA_MAX=${MALLOC_ARENAS}\"],\"Entrypoint\":[\"/usr/local/bin/node\",\"/app/dist/main.js\"],\"Cmd\":[\"proxy\",\"--kubernetes\"],\"WorkingDir\":\"/app\",\"ExposedPorts\":{\"7878/tcp\":{},\"7879/tcp\":{}},\"Labels\":{\"org.opencontainers.image.title\":\"breakwater\"}}"
 TESTAPP_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV},\"Entrypoint\":[\"/usr/local/bin/node\",\"/testapp/app.ts\"],\"WorkingDir\":\"/testapp\"}"
 PAUSE_CFG='{"User":"65535:65535","Entrypoint":["/pause"]}'
 

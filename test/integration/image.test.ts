@@ -52,6 +52,16 @@ function readLayout(layout: string): Image {
   return { config, layers: manifest.layers.map((l) => blob(l.digest)) };
 }
 
+/** The MALLOC_ARENA_MAX bin/breakwater, hack/image.sh and the Dockerfile start node with, as written. */
+function mallocArenas(): { bin: string; imageScript: string; dockerfile: string } {
+  const read = (file: string, pattern: RegExp) => pattern.exec(readFileSync(join(ROOT, file), 'utf8'))?.[1] ?? `(no match in ${file})`;
+  return {
+    bin: read('bin/breakwater', /^MALLOC_ARENA_MAX="\$\{MALLOC_ARENA_MAX:-(\d+)\}"$/m),
+    imageScript: read('hack/image.sh', /^MALLOC_ARENAS=(\d+)$/m),
+    dockerfile: read('Dockerfile', /^ENV .*\bMALLOC_ARENA_MAX=(\S+)/m),
+  };
+}
+
 /** The NODE_OPTIONS bin/breakwater, hack/image.sh and the Dockerfile start node with, as written. */
 function v8Flags(): { bin: string; imageScript: string; dockerfile: string } {
   const read = (file: string, pattern: RegExp) => pattern.exec(readFileSync(join(ROOT, file), 'utf8'))?.[1] ?? `(no match in ${file})`;
@@ -91,7 +101,7 @@ afterAll(async () => {
 });
 
 describe('the image make image builds', () => {
-  it('starts the compiled entrypoint as user 65532, with the V8 flags bin/breakwater and the Dockerfile use', () => {
+  it('starts the compiled entrypoint as user 65532, with the V8 flags and malloc arenas bin/breakwater and the Dockerfile use', () => {
     const flags = v8Flags();
     expect(flags.bin).toBe('--max-semi-space-size=4');
     expect(flags).toEqual({ bin: flags.bin, imageScript: flags.bin, dockerfile: flags.bin });
@@ -101,6 +111,9 @@ describe('the image make image builds', () => {
     expect(image.config.User).toBe('65532:65532');
     expect(image.config.Env).toContain('NODE_ENV=production');
     expect(image.config.Env).toContain(`NODE_OPTIONS=${flags.bin}`);
+    const arenas = mallocArenas();
+    expect(arenas).toEqual({ bin: '1', imageScript: '1', dockerfile: '1' });
+    expect(image.config.Env).toContain('MALLOC_ARENA_MAX=1');
   });
 
   it('holds the compiled tree and no TypeScript source under /app', () => {
@@ -144,7 +157,9 @@ describe('the image make image builds', () => {
     expect(fake.stats().requests).toBe(1);
     // the process ran the image's tree, with the image's flags
     expect(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')).toContain(join(root, '/app/dist/main.js'));
-    expect(readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0')).toContain(`NODE_OPTIONS=${v8Flags().bin}`);
+    const environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
+    expect(environ).toContain(`NODE_OPTIONS=${v8Flags().bin}`);
+    expect(environ).toContain('MALLOC_ARENA_MAX=1');
   });
 
   it('its /app tree explains a --config the schema refuses through the compiled parse worker, and exits 2', () => {

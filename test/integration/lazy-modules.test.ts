@@ -1,7 +1,8 @@
 // What a `--config` sidecar keeps in its heap: its main thread checks a valid config with the
 // generated structural check and the rules, so the TypeBox runtime and the schema never load
 // there (the parse worker loads them to explain a refused document), and the Kubernetes client
-// is loaded only for --kubernetes. express is gone altogether. Read from the real binary, with
+// is loaded only for --kubernetes. express is gone altogether, and of undici only the Pool is
+// loaded (its index pulls in fetch, WebSocket and the rest). Read from the real binary, with
 // Node's module hooks recording every module its main thread loads.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -28,7 +29,7 @@ spec:
 `;
 
 describe('a --config sidecar', () => {
-  it('serves without TypeBox, the schema, the Kubernetes client or express in its main thread', async () => {
+  it("serves without TypeBox, the schema, the Kubernetes client, express or undici's index in its main thread", async () => {
     const config = join(dir, 'upstreams.yaml');
     const out = join(dir, 'modules.txt');
     writeFileSync(config, CONFIG);
@@ -52,7 +53,7 @@ describe('a --config sidecar', () => {
       // bin/breakwater runs build/dist when it is current, the sources otherwise: either tree counts
       expect(loaded.some((u) => /\/(src|dist)\/admin\/server\.(ts|js)$/.test(u))).toBe(true);
       expect(loaded.some((u) => /\/(src|dist)\/config\/check\.generated\.(ts|js)$/.test(u))).toBe(true);
-      for (const absent of ['/node_modules/@sinclair/typebox/', '/node_modules/@kubernetes/client-node/', '/node_modules/express/', '/config/validate.', '/config/schema.', '/config/compile.']) {
+      for (const absent of ['/node_modules/@sinclair/typebox/', '/node_modules/@kubernetes/client-node/', '/node_modules/express/', '/config/validate.', '/config/schema.', '/config/compile.', '/node_modules/undici/index.js', '/node_modules/undici/lib/web/', '/node_modules/undici/lib/dispatcher/env-http-proxy-agent.js']) {
         expect(loaded.filter((u) => u.includes(absent)), absent).toEqual([]);
       }
     } finally {
