@@ -124,8 +124,8 @@ async function main(): Promise<void> {
       mainThreadWakeupsPerS: Math.round(perS(b.mainVoluntary - a.mainVoluntary) * 10) / 10,
       involuntaryPerS: Math.round(perS(b.involuntary - a.involuntary) * 10) / 10,
       rssMb: Math.round(rssKb / 102.4) / 10,
-      heapUsedMb: Math.round(gauge('breakwater_process_nodejs_heap_size_used_bytes') / 1e5) / 10,
-      heapTotalMb: Math.round(gauge('breakwater_process_nodejs_heap_size_total_bytes') / 1e5) / 10,
+      heapUsedMb: Math.round(gauge('breakwater_nodejs_heap_size_used_bytes') / 1e5) / 10,
+      heapTotalMb: Math.round(gauge('breakwater_nodejs_heap_size_total_bytes') / 1e5) / 10,
     };
     console.log(JSON.stringify(result, null, 2));
   } finally {

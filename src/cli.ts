@@ -35,7 +35,7 @@ export const FLAGS = {
   'max-connections': { type: 'string', default: String(DEFAULT_EDGE_LIMITS.maxConnections), commands: ['proxy'], help: 'open connections from the app at most' },
   'max-buffered-bytes': { type: 'string', default: String(64 * 1024 * 1024), commands: ['proxy'], help: 'request and response bytes held in memory at once, at most' },
   'log-level': { type: 'string', default: 'info', commands: BOTH, help: 'fatal | error | warn | info | debug | trace | silent' },
-  'event-loop-metrics': { type: 'boolean', commands: BOTH, help: 'also export breakwater_process_nodejs_eventloop_lag_* (a 10 ms sampling timer: ~100 wake-ups a second)' },
+  'event-loop-metrics': { type: 'boolean', commands: BOTH, help: 'also export breakwater_nodejs_eventloop_lag_* (a 10 ms sampling timer: ~100 wake-ups a second)' },
   'lease-namespace': { type: 'string', commands: ['controller'], help: 'namespace of the Lease (default: --pod-namespace)' },
   'lease-name': { type: 'string', default: 'breakwater-controller', commands: ['controller'], help: 'name of the Lease' },
   identity: { type: 'string', commands: ['controller'], help: 'this replica in the Lease (default: hostname + random)' },

@@ -1,4 +1,6 @@
-// Node process metrics (prefix breakwater_process_): prom-client's default collectors, every one
+// Node process metrics (prefix breakwater_, so breakwater_process_resident_memory_bytes and
+// breakwater_nodejs_heap_size_used_bytes: prom-client's names already begin with process_ or
+// nodejs_): prom-client's default collectors, every one
 // of them except, by default, the event-loop lag set. That one keeps a perf_hooks histogram
 // sampling every 10 ms (`eventLoopMonitoringPrecision`), which woke an idle sidecar ~100 times a
 // second; the rest (CPU, resident memory, heap, file descriptors, handles, GC, version) are read
@@ -8,7 +10,7 @@
 import { createRequire } from 'node:module';
 import { collectDefaultMetrics, type Registry } from 'prom-client';
 
-export const PROCESS_PREFIX = 'breakwater_process_';
+export const PROCESS_PREFIX = 'breakwater_';
 
 export interface ProcessMetricsOptions {
   /** also the nodejs_eventloop_lag_* gauges and their 10 ms histogram (--event-loop-metrics) */
