@@ -38,6 +38,8 @@ const NONE: ReadonlySet<string> = new Set();
 
 export function connectionListed(value: string | string[] | undefined): ReadonlySet<string> {
   if (value === undefined) return NONE;
+  // the usual value on both legs: names nothing that is not hop-by-hop already (no Set to build)
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive' || value === 'Close') return NONE;
   const joined = Array.isArray(value) ? value.join(',') : value;
   return new Set(joined.toLowerCase().split(',').map((s) => s.trim()).filter((s) => s !== ''));
 }

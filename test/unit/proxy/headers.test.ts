@@ -46,6 +46,15 @@ describe('requestHeaders', () => {
     });
     expect(out).toEqual({ 'content-type': 'application/json', 'openai-beta': 'assistants=v2' });
   });
+
+  it('with the usual Connection: keep-alive or close keeps every end-to-end header (and drops the listed ones otherwise)', () => {
+    const app = { 'content-type': 'application/json', 'x-trace': 't' };
+    for (const connection of ['keep-alive', 'Keep-Alive', 'close', 'Close']) {
+      expect(requestHeaders({ connection, ...app }), connection).toEqual(app);
+    }
+    expect(requestHeaders({ connection: 'Keep-Alive, X-Trace', ...app })).toEqual({ 'content-type': 'application/json' });
+    expect(requestHeaders({ connection: ['close', 'x-trace'], ...app })).toEqual({ 'content-type': 'application/json' });
+  });
 });
 
 describe('responseHeaders', () => {
