@@ -33,6 +33,10 @@ export interface UpstreamDef {
   fallbacks?: unknown[];
   validate?: Record<string, unknown>;
   queue?: Record<string, unknown>;
+  cache?: Record<string, unknown>;
+  healthCheck?: Record<string, unknown>;
+  balance?: string;
+  hedge?: Record<string, unknown>;
 }
 
 /** The usual pair: `primary` on the first fake, `secondary` (priority 1) on the second. */
@@ -83,9 +87,14 @@ export interface RigOptions {
   rateLimitWindowMs?: number;
 }
 
+/** `count` fake providers on 127.0.0.1, named fake-a, fake-b, … */
+export async function startFakes(count: number): Promise<FakeProvider[]> {
+  return await Promise.all(Array.from({ length: count }, (_, i) => startFake({ name: `fake-${String.fromCharCode(97 + i)}` })));
+}
+
 export async function startRig(options: RigOptions): Promise<Rig> {
   process.env[TEST_KEY_ENV] = options.key ?? TEST_KEY;
-  const fakes = await Promise.all(Array.from({ length: options.fakes }, (_, i) => startFake({ name: `fake-${String.fromCharCode(97 + i)}` })));
+  const fakes = await startFakes(options.fakes);
   const dir = mkdtempSync(join(tmpdir(), 'breakwater-test-'));
   const configPath = join(dir, 'upstreams.yaml');
   writeFileSync(configPath, upstreamsYaml(options.upstreams(fakes)));
