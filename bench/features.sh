@@ -10,6 +10,9 @@
 # fires): what is measured is its bookkeeping. The two-endpoint pair shares one origin (one pool). "cache-hit" repeats one temperature-0 body;
 # "cache-miss" sends a new one every time (autocannon's [<id>]). Only 127.0.0.1; everything
 # started is killed on exit.
+# Then, steadier than CPU time between processes on a shared machine: one fresh proxy per config
+# under --cpu-prof (8 s of warm-up, 6 s measured), and each feature's own code as a share of
+# the busy samples, with the feature on less without it (bench/feature-shares.ts).
 set -euo pipefail
 rounds=${1:-5}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -62,13 +65,16 @@ done
 sleep 4
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+load() { # name seconds port -> requests served
+  local body='{"model":"gpt-4.1","temperature":0,"messages":[{"role":"user","content":"hi"}]}'
+  [ "$1" = cache-miss ] && body='{"model":"gpt-4.1","temperature":0,"messages":[{"role":"user","content":"hi [<id>]"}]}'
+  taskset -c 0 "$node" "$here/node_modules/autocannon/autocannon.js" -j -c 32 -d "$2" -I -m POST -H content-type=application/json -b "$body" "http://127.0.0.1:$3/openai/chat/completions" 2>/dev/null \
+    | "$node" -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).requests.total))'
+}
 run() { # name -> CPU ms per request
-  local name=$1 body before after requests
-  body='{"model":"gpt-4.1","temperature":0,"messages":[{"role":"user","content":"hi"}]}'
-  [ "$name" = cache-miss ] && body='{"model":"gpt-4.1","temperature":0,"messages":[{"role":"user","content":"hi [<id>]"}]}'
+  local name=$1 before after requests
   before=$(ticks "${pid[$name]}")
-  requests=$(taskset -c 0 "$node" "$here/node_modules/autocannon/autocannon.js" -j -c 32 -d 4 -I -m POST -H content-type=application/json -b "$body" "http://127.0.0.1:${port[$name]}/openai/chat/completions" 2>/dev/null \
-    | "$node" -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).requests.total))')
+  requests=$(load "$name" 4 "${port[$name]}")
   after=$(ticks "${pid[$name]}")
   awk -v t=$((after - before)) -v r="$requests" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.4f", t * 1000 / hz / r }'
 }
@@ -93,3 +99,21 @@ for name in "${names[@]}"; do
   awk -v n="$name" -v m="$m" -v b="$ref" 'BEGIN { printf "| %s | %.4f | %+.1f %%%s |\n", n, m, (m / b - 1) * 100, (n == "least-latency" ? " (vs weighted-two)" : "") }'
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- phase 2: CPU profiles, one fresh proxy per config, alone on CPU 1 ----
+kill "${pids[@]:1}" 2>/dev/null || true
+mkdir -p "$dir/prof"
+: > "$dir/skip"
+for name in "${names[@]}"; do
+  t0=$(date +%s%3N)
+  NODE_OPTIONS="--cpu-prof --cpu-prof-interval=250 --cpu-prof-dir=$dir/prof --cpu-prof-name=$name.cpuprofile" taskset -c 1 "$here/bin/breakwater" proxy --config "$dir/$name.yaml" --listen 127.0.0.1:18290 --admin 127.0.0.1:18390 --log-level warn >/dev/null 2>&1 &
+  prof_pid=$!
+  sleep 3
+  load "$name" 8 18290 >/dev/null
+  echo "$name $(($(date +%s%3N) - t0))" >> "$dir/skip"
+  load "$name" 6 18290 >/dev/null
+  kill -TERM "$prof_pid"
+  wait "$prof_pid" || true
+done
+echo
+"$node" "$here/bench/feature-shares.ts" "$dir/prof" "$dir/skip"
