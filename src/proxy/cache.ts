@@ -23,18 +23,21 @@
 // Memory: LRU over entries and bytes (key + body + content type + a fixed overhead per entry)
 // inside `maxBytes`; an answer larger than a quarter of it is not stored. TTL on the injected
 // clock, checked at lookup and pruned from the cold end at store.
-import { createHash, createHmac, randomBytes, type Hash } from 'node:crypto';
+import { createHmac, hash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
 import type { UpstreamConfig } from '../config/runtime.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { Answer, ProxyRequest } from './attempt.ts';
+import { CanonicalWriter, InvalidJson } from './canonical.ts';
 import { CREDENTIAL_HEADERS } from './headers.ts';
 
 export type CacheConfig = NonNullable<UpstreamConfig['cache']>;
 
 /** fingerprints mean nothing outside this process (and cannot be checked against a guessed key) */
 const SALT = randomBytes(32);
+/** where a key's input is assembled (salt, scope, request line, canonical body) and hashed at once */
+const WRITER = new CanonicalWriter();
 
 /**
  * Bookkeeping per entry besides key, body and content type: the Map slot, the entry object, the
@@ -83,19 +86,30 @@ export function canonicalJson(value: unknown): string {
 
 /** Is the answer to this request fully determined by the request? (see the header) */
 export function deterministic(req: CacheableRequest): boolean {
-  if (req.method !== 'POST' || req.json === undefined || req.streaming || !req.retryable) return false;
+  if (req.method !== 'POST' || req.streaming || !req.retryable) return false;
+  // the scan's top-level fields when the body was scanned, the parsed body otherwise
+  const { fields, json } = req;
+  if (fields === undefined && json === undefined) return false; // not a JSON object
   if (req.pathKind === 'embeddings') return true;
-  return req.pathKind === 'generation' && req.json.temperature === 0;
+  return req.pathKind === 'generation' && (fields !== undefined ? fields.temperature : json?.temperature) === 0;
 }
 
 /** The app's Cache-Control request directives that matter here (RFC 9111 §5.2.1). */
-export function requestDirectives(value: string | string[] | undefined): { read: boolean; write: boolean } {
-  if (value === undefined) return { read: true, write: true };
+export function requestDirectives(value: string | string[] | undefined): Directives {
+  if (value === undefined) return READ_WRITE;
   const v = (Array.isArray(value) ? value.join(',') : value).toLowerCase();
-  if (/(^|[\s,])no-store($|[\s,=])/.test(v)) return { read: false, write: false };
-  if (/(^|[\s,])no-cache($|[\s,=])/.test(v)) return { read: false, write: true };
-  return { read: true, write: true };
+  if (/(^|[\s,])no-store($|[\s,=])/.test(v)) return NEITHER;
+  if (/(^|[\s,])no-cache($|[\s,=])/.test(v)) return WRITE_ONLY;
+  return READ_WRITE;
 }
+
+export interface Directives {
+  readonly read: boolean;
+  readonly write: boolean;
+}
+const READ_WRITE: Directives = Object.freeze({ read: true, write: true });
+const WRITE_ONLY: Directives = Object.freeze({ read: false, write: true });
+const NEITHER: Directives = Object.freeze({ read: false, write: false });
 
 /**
  * The upstream's credential and routing identity, salted: every endpoint's identity (name,
@@ -154,7 +168,10 @@ export class LruStore {
     return entry;
   }
 
-  /** stores a copy of `body` (never a view that pins a larger buffer); false when it is too large */
+  /**
+   * Stores `body`, or a copy of it when it is a view into a larger buffer (which it would pin);
+   * false when it is too large. The caller does not write into `body` afterwards.
+   */
   set(key: string, body: Buffer, contentType: string): boolean {
     const bytes = key.length + body.length + contentType.length + ENTRY_OVERHEAD_BYTES;
     if (bytes > this.#config.maxBytes / MAX_ENTRY_SHARE) return false;
@@ -164,11 +181,8 @@ export class LruStore {
       this.#bytes -= old.bytes;
     }
     const now = this.#clock.now();
-    this.#pruneExpired(now);
-    this.#evict(this.#config.maxEntries - 1, this.#config.maxBytes - bytes);
-    const copy = Buffer.allocUnsafeSlow(body.length);
-    body.copy(copy);
-    this.#entries.set(key, { kind: 'hit', body: copy, contentType, storedAt: now, bytes });
+    this.#makeRoom(now, this.#config.maxEntries - 1, this.#config.maxBytes - bytes);
+    this.#entries.set(key, { kind: 'hit', body: ownBuffer(body), contentType, storedAt: now, bytes });
     this.#bytes += bytes;
     return true;
   }
@@ -176,7 +190,7 @@ export class LruStore {
   /** new limits: evicts the least recent entries until they hold (the TTL applies at the next lookup) */
   resize(config: CacheConfig): void {
     this.#config = config;
-    this.#evict(config.maxEntries, config.maxBytes);
+    this.#makeRoom(undefined, config.maxEntries, config.maxBytes);
   }
 
   clear(): void {
@@ -184,23 +198,32 @@ export class LruStore {
     this.#bytes = 0;
   }
 
-  /** least recent first, while over either limit */
-  #evict(maxEntries: number, maxBytes: number): void {
-    for (const [key, entry] of this.#entries) {
-      if (this.#entries.size <= maxEntries && this.#bytes <= maxBytes) return;
-      this.#entries.delete(key);
+  /**
+   * From the cold end, in one pass: expired entries (nobody asked for them since they expired;
+   * only when `now` is given), then the least recent while over either limit.
+   */
+  #makeRoom(now: number | undefined, maxEntries: number, maxBytes: number): void {
+    const entries = this.#entries;
+    const ttlMs = this.#config.ttlMs;
+    for (const [key, entry] of entries) {
+      const expired = now !== undefined && now - entry.storedAt >= ttlMs;
+      if (!expired && entries.size <= maxEntries && this.#bytes <= maxBytes) return;
+      entries.delete(key);
       this.#bytes -= entry.bytes;
     }
   }
+}
 
-  /** expired entries at the cold end (entries nobody asked for since they expired) */
-  #pruneExpired(now: number): void {
-    for (const [key, entry] of this.#entries) {
-      if (now - entry.storedAt < this.#config.ttlMs) return;
-      this.#entries.delete(key);
-      this.#bytes -= entry.bytes;
-    }
-  }
+/**
+ * `body` itself when it is the whole of its own memory (a Buffer.concat of a large answer, a
+ * decompressed one), else a copy: a view into a socket's read buffer or Node's 8 KB pool would
+ * keep all of it alive, uncounted by maxBytes.
+ */
+function ownBuffer(body: Buffer): Buffer {
+  if (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) return body;
+  const copy = Buffer.allocUnsafeSlow(body.length);
+  body.copy(copy);
+  return copy;
 }
 
 /** A miss (or a bypass) to remember until the commit: where to store and whether to. */
@@ -215,11 +238,21 @@ export interface CachePlan {
   readonly store: boolean;
 }
 
-/** what the cache reads of a request */
-export type CacheableRequest = Pick<ProxyRequest, 'method' | 'path' | 'search' | 'headers' | 'json' | 'pathKind' | 'streaming' | 'retryable'>;
+/**
+ * What the cache reads of a request: the buffered body's bytes and scanned fields (the request
+ * path), or only the parsed body (unit tests, and any caller without bytes).
+ */
+export type CacheableRequest = Pick<ProxyRequest, 'method' | 'path' | 'search' | 'headers' | 'json' | 'pathKind' | 'streaming' | 'retryable'> &
+  Partial<Pick<ProxyRequest, 'body' | 'fields'>>;
+
+/** the body would have been keyed but is not JSON: the app's 400 (the cache was the only reader of the whole body) */
+export interface InvalidBody {
+  readonly kind: 'invalid';
+  readonly message: string;
+}
 
 /** a hit (the stored answer itself) or the plan for the commit: no wrapper is allocated */
-export type Consulted = CachedAnswer | CachePlan;
+export type Consulted = CachedAnswer | CachePlan | InvalidBody;
 
 export interface CacheDeps {
   clock: Clock;
@@ -239,6 +272,8 @@ export class UpstreamCache {
   /** grows whenever the entries are dropped (new scope, disabled, upstream removed) */
   #epoch = 0;
   #disposed = false;
+  /** what the bytes gauge was last set to */
+  #reportedBytes = 0;
   hits = 0;
   misses = 0;
   bypasses = 0;
@@ -271,7 +306,7 @@ export class UpstreamCache {
     this.#scope = scope;
     this.#appScoped = config.endpoints.some((e) => e.auth === undefined);
     this.store.resize(cache);
-    this.#counters.bytes.set(this.store.bytes);
+    this.#reportBytes();
   }
 
   /** the cache is off or the upstream gone: memory is released now */
@@ -279,7 +314,7 @@ export class UpstreamCache {
     this.#disposed = true;
     this.#epoch++;
     this.store.clear();
-    this.#counters.bytes.set(0);
+    this.#reportBytes();
   }
 
   /**
@@ -288,7 +323,13 @@ export class UpstreamCache {
    */
   consult(req: CacheableRequest, appHeaders: IncomingHttpHeaders): Consulted | undefined {
     if (!deterministic(req)) return undefined;
-    const key = this.key(req, appHeaders);
+    let key: string | undefined;
+    try {
+      key = this.key(req, appHeaders);
+    } catch (err) {
+      if (err instanceof InvalidJson) return { kind: 'invalid', message: err.message };
+      throw err;
+    }
     if (key === undefined) return undefined;
     const { read, write } = requestDirectives(appHeaders['cache-control']);
     if (!read) {
@@ -305,26 +346,39 @@ export class UpstreamCache {
     }
     this.misses++;
     this.#counters.miss.inc();
-    this.#counters.bytes.set(this.store.bytes); // an expired entry may just have gone
+    if (this.store.bytes !== this.#reportedBytes) this.#reportBytes(); // an expired entry may just have gone
     return { kind: 'plan', cache: this, key, epoch: this.#epoch, result: 'miss', store: true };
   }
 
-  /** the request's key, or undefined when its body cannot be put in canonical form */
+  /**
+   * The request's key, or undefined when its body cannot be put in canonical form (nested past
+   * MAX_DEPTH). Throws InvalidJson when the body's bytes are not JSON. The input is assembled in
+   * one scratch buffer and hashed in one call: salt, scope, the app's credentials when they are
+   * the identity, request line, answer-changing headers, then the canonical body (from the bytes
+   * when there are any, canonical.ts; the same bytes canonicalJson makes of the parsed body).
+   */
   key(req: CacheableRequest, appHeaders: IncomingHttpHeaders): string | undefined {
-    let body: string;
-    try {
-      body = canonicalJson(req.json);
-    } catch {
-      return undefined; // nested past the stack: not worth caching
-    }
-    const h = createHash('sha256').update(SALT).update(this.#scope);
-    if (this.#appScoped) appCredentials(h, appHeaders);
-    h.update(`\n${req.method} ${req.path}${req.search}\n`);
+    let head = this.#scope;
+    if (this.#appScoped) head += appCredentials(appHeaders);
+    head += `\n${req.method} ${req.path}${req.search}\n`;
     for (const name of VARYING_HEADERS) {
       const v = req.headers[name];
-      if (v !== undefined) h.update(`${name}:${Array.isArray(v) ? v.join(',') : v}\n`);
+      if (v !== undefined) head += `${name}:${Array.isArray(v) ? v.join(',') : v}\n`;
     }
-    return h.update(body).digest('base64url');
+    WRITER.start();
+    WRITER.writeBytes(SALT);
+    WRITER.writeString(head);
+    const secretEnd = WRITER.bytes.length;
+    try {
+      if (Buffer.isBuffer(req.body)) WRITER.writeCanonical(req.body);
+      else WRITER.writeString(canonicalJson(req.json));
+      return hash('sha256', WRITER.bytes, 'base64url');
+    } catch (err) {
+      if (err instanceof InvalidJson) throw err;
+      return undefined; // nested past MAX_DEPTH or the stack: not worth caching
+    } finally {
+      WRITER.bytes.fill(0, 0, secretEnd); // the salt and an app's credential do not linger in the scratch buffer
+    }
   }
 
   /**
@@ -336,7 +390,12 @@ export class UpstreamCache {
     const { result } = answer;
     if (result.body.kind !== 'buffered' || !shouldStore(result.status, result.outcome.kind, result.headers, answer.fallbackModel)) return;
     this.store.set(plan.key, result.body.bytes, String(result.headers['content-type']));
-    this.#counters.bytes.set(this.store.bytes);
+    this.#reportBytes();
+  }
+
+  #reportBytes(): void {
+    this.#reportedBytes = this.store.bytes;
+    this.#counters.bytes.set(this.#reportedBytes);
   }
 
   /** for /debug/state */
@@ -351,12 +410,14 @@ export class UpstreamCache {
   }
 }
 
-/** the app's credential headers, when the endpoint has no key: the app's key is then the identity */
-function appCredentials(h: Hash, headers: IncomingHttpHeaders): void {
+/** the app's credential headers, when the endpoint has no key: the app's key is then the identity (hashed, never kept) */
+function appCredentials(headers: IncomingHttpHeaders): string {
+  let out = '';
   for (const name of CREDENTIAL_HEADERS) {
     const v = headers[name];
-    if (v !== undefined) h.update(`${name}:${Array.isArray(v) ? v.join(',') : v}\n`);
+    if (v !== undefined) out += `${name}:${Array.isArray(v) ? v.join(',') : v}\n`;
   }
+  return out;
 }
 
 /**
