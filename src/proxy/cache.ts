@@ -173,7 +173,9 @@ export class LruStore {
    * false when it is too large. The caller does not write into `body` afterwards.
    */
   set(key: string, body: Buffer, contentType: string): boolean {
-    const bytes = key.length + body.length + contentType.length + ENTRY_OVERHEAD_BYTES;
+    const keep = keepsView(body);
+    // a view kept counts all the memory it holds alive
+    const bytes = key.length + (keep ? body.buffer.byteLength : body.length) + contentType.length + ENTRY_OVERHEAD_BYTES;
     if (bytes > this.#config.maxBytes / MAX_ENTRY_SHARE) return false;
     const old = this.#entries.get(key);
     if (old) {
@@ -182,7 +184,7 @@ export class LruStore {
     }
     const now = this.#clock.now();
     this.#makeRoom(now, this.#config.maxEntries - 1, this.#config.maxBytes - bytes);
-    this.#entries.set(key, { kind: 'hit', body: ownBuffer(body), contentType, storedAt: now, bytes });
+    this.#entries.set(key, { kind: 'hit', body: keep ? body : copyOf(body), contentType, storedAt: now, bytes });
     this.#bytes += bytes;
     return true;
   }
@@ -205,7 +207,8 @@ export class LruStore {
   #makeRoom(now: number | undefined, maxEntries: number, maxBytes: number): void {
     const entries = this.#entries;
     const ttlMs = this.#config.ttlMs;
-    for (const [key, entry] of entries) {
+    for (const key of entries.keys()) {
+      const entry = entries.get(key)!;
       const expired = now !== undefined && now - entry.storedAt >= ttlMs;
       if (!expired && entries.size <= maxEntries && this.#bytes <= maxBytes) return;
       entries.delete(key);
@@ -215,12 +218,17 @@ export class LruStore {
 }
 
 /**
- * `body` itself when it is the whole of its own memory (a Buffer.concat of a large answer, a
- * decompressed one), else a copy: a view into a socket's read buffer or Node's 8 KB pool would
- * keep all of it alive, uncounted by maxBytes.
+ * Whether to keep `body` as it is rather than copy it: when it is at least half of the memory
+ * it keeps alive. That is an answer that owns its memory (Buffer.concat of a large answer, an
+ * inflated one) and the usual one-chunk answer, a view into the socket read that brought it
+ * (Node allocates each read at its size: the answer plus its headers). Not a view into Node's
+ * shared 8 KB pool (what Buffer.concat gives a small answer) or into a read of many answers.
  */
-function ownBuffer(body: Buffer): Buffer {
-  if (body.byteOffset === 0 && body.byteLength === body.buffer.byteLength) return body;
+export function keepsView(body: Buffer): boolean {
+  return body.buffer.byteLength <= 2 * body.length;
+}
+
+function copyOf(body: Buffer): Buffer {
   const copy = Buffer.allocUnsafeSlow(body.length);
   body.copy(copy);
   return copy;
@@ -267,6 +275,8 @@ export class UpstreamCache {
   readonly store: LruStore;
   readonly #clock: Clock;
   #scope: string;
+  /** the salt and the scope's bytes: how every key's input starts */
+  #saltedScope: Buffer;
   /** some endpoint sends no key of its own: the app's credential is the identity */
   #appScoped: boolean;
   /** grows whenever the entries are dropped (new scope, disabled, upstream removed) */
@@ -283,6 +293,7 @@ export class UpstreamCache {
     this.#clock = deps.clock;
     this.store = new LruStore(cache, deps.clock);
     this.#scope = upstreamScope(config);
+    this.#saltedScope = Buffer.concat([SALT, Buffer.from(this.#scope)]);
     this.#appScoped = config.endpoints.some((e) => e.auth === undefined);
     const { metrics } = deps;
     const name = config.name;
@@ -304,6 +315,7 @@ export class UpstreamCache {
       this.#epoch++;
     }
     this.#scope = scope;
+    this.#saltedScope = Buffer.concat([SALT, Buffer.from(scope)]);
     this.#appScoped = config.endpoints.some((e) => e.auth === undefined);
     this.store.resize(cache);
     this.#reportBytes();
@@ -358,17 +370,16 @@ export class UpstreamCache {
    * when there are any, canonical.ts; the same bytes canonicalJson makes of the parsed body).
    */
   key(req: CacheableRequest, appHeaders: IncomingHttpHeaders): string | undefined {
-    let head = this.#scope;
-    if (this.#appScoped) head += appCredentials(appHeaders);
+    let head = this.#appScoped ? appCredentials(appHeaders) : '';
     head += `\n${req.method} ${req.path}${req.search}\n`;
     for (const name of VARYING_HEADERS) {
       const v = req.headers[name];
       if (v !== undefined) head += `${name}:${Array.isArray(v) ? v.join(',') : v}\n`;
     }
     WRITER.start();
-    WRITER.writeBytes(SALT);
+    WRITER.writeBytes(this.#saltedScope);
     WRITER.writeString(head);
-    const secretEnd = WRITER.bytes.length;
+    const secretEnd = WRITER.length;
     try {
       if (Buffer.isBuffer(req.body)) WRITER.writeCanonical(req.body);
       else WRITER.writeString(canonicalJson(req.json));
@@ -377,7 +388,7 @@ export class UpstreamCache {
       if (err instanceof InvalidJson) throw err;
       return undefined; // nested past MAX_DEPTH or the stack: not worth caching
     } finally {
-      WRITER.bytes.fill(0, 0, secretEnd); // the salt and an app's credential do not linger in the scratch buffer
+      WRITER.wipe(secretEnd); // the salt and an app's credential do not linger in the scratch buffer
     }
   }
 

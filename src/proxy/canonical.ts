@@ -69,6 +69,16 @@ export class CanonicalWriter {
     return this.#out.subarray(0, this.#len);
   }
 
+  /** how many bytes are written */
+  get length(): number {
+    return this.#len;
+  }
+
+  /** zeroes the first `end` bytes written (what should not linger in memory once hashed) */
+  wipe(end: number): void {
+    this.#out.fill(0, 0, Math.min(end, this.#len));
+  }
+
   /** empties the buffer, letting go of one grown large for a big body */
   start(): void {
     if (this.#out.length > KEEP_SCRATCH_BYTES) this.#out = Buffer.allocUnsafeSlow(16 * 1024);
