@@ -13,7 +13,9 @@
 // headers when an endpoint has no key of its own, method, path and query as forwarded, the
 // request headers that change an answer (API versions, betas, organization and project), and
 // the body in canonical JSON (keys sorted at every depth), so key order does not matter and a
-// key is 43 characters whatever the body. The scope is per upstream, not per endpoint: the
+// key is 43 characters whatever the body. The canonical body is made from the request's bytes
+// (canonical.ts: no JSON.parse, no string of the whole body; byte for byte what canonicalJson
+// makes of the parsed body), and the whole input is hashed in one call. The scope is per upstream, not per endpoint: the
 // lookup happens before an endpoint is chosen, and an upstream's endpoints are by design
 // interchangeable for the same model (failover serves A's answer for a request meant for B).
 // It is an HMAC of every endpoint's identity, key, model map and extra headers: a rotated key,
@@ -21,7 +23,9 @@
 // under another). Keys never leave the process: only their salted digests are kept.
 //
 // Memory: LRU over entries and bytes (key + body + content type + a fixed overhead per entry)
-// inside `maxBytes`; an answer larger than a quarter of it is not stored. TTL on the injected
+// inside `maxBytes`; an answer larger than a quarter of it is not stored. The usual answer (one
+// chunk, a view into the socket read that brought it) is kept without a copy and counts the whole
+// read; one that would pin much more than itself is copied (keepsView). TTL on the injected
 // clock, checked at lookup and pruned from the cold end at store.
 import { createHmac, hash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
