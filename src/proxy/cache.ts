@@ -392,7 +392,7 @@ export class UpstreamCache {
       if (err instanceof InvalidJson) throw err;
       return undefined; // nested past MAX_DEPTH or the stack: not worth caching
     } finally {
-      WRITER.wipe(secretEnd); // the salt and an app's credential do not linger in the scratch buffer
+      WRITER.finish(secretEnd); // the salt and an app's credential do not linger in the scratch buffer
     }
   }
 

@@ -74,15 +74,19 @@ export class CanonicalWriter {
     return this.#len;
   }
 
-  /** zeroes the first `end` bytes written (what should not linger in memory once hashed) */
-  wipe(end: number): void {
-    this.#out.fill(0, 0, Math.min(end, this.#len));
-  }
-
-  /** empties the buffer, letting go of one grown large for a big body */
-  start(): void {
+  /**
+   * Done with what was written: zeroes its first `secretEnd` bytes (what should not linger in
+   * memory once hashed) and lets go of buffers grown large for a big body.
+   */
+  finish(secretEnd: number): void {
+    this.#out.fill(0, 0, Math.min(secretEnd, this.#len));
+    this.#len = 0;
     if (this.#out.length > KEEP_SCRATCH_BYTES) this.#out = Buffer.allocUnsafeSlow(16 * 1024);
     if (this.#aside.length > KEEP_SCRATCH_BYTES) this.#aside = Buffer.allocUnsafeSlow(4 * 1024);
+  }
+
+  /** empties the buffer */
+  start(): void {
     this.#len = 0;
   }
 

@@ -11,7 +11,9 @@ const writer = new CanonicalWriter();
 function canonical(text: string): string {
   writer.start();
   writer.writeCanonical(Buffer.from(text));
-  return writer.bytes.toString('utf8');
+  const out = writer.bytes.toString('utf8');
+  writer.finish(0);
+  return out;
 }
 const expected = (text: string) => canonicalJson(JSON.parse(text));
 
@@ -93,6 +95,15 @@ describe('canonical JSON from bytes', () => {
     expect(() => canonical(deeper)).toThrow(TooDeep);
     const fine = `{"a":${'['.repeat(MAX_DEPTH - 1)}${']'.repeat(MAX_DEPTH - 1)}}`;
     expect(canonical(fine)).toBe(expected(fine));
+  });
+
+  it('zeroes what finish() is told is secret', () => {
+    writer.start();
+    writer.writeString('sk-secret\n');
+    writer.writeCanonical(Buffer.from('{"a":1}'));
+    const view = writer.bytes;
+    writer.finish('sk-secret\n'.length);
+    expect(view.toString('utf8')).toBe(`${'\0'.repeat(10)}{"a":1}`);
   });
 
   it('handles a body larger than its scratch buffer, and a small one after it', () => {
