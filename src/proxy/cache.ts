@@ -368,7 +368,7 @@ export class UpstreamCache {
 
   /**
    * The request's key, or undefined when its body cannot be put in canonical form (nested past
-   * MAX_DEPTH). Throws InvalidJson when the body's bytes are not JSON. The input is assembled in
+   * MAX_DEPTH, or too much to rearrange: canonical.ts). Throws InvalidJson when the body's bytes are not JSON. The input is assembled in
    * one scratch buffer and hashed in one call: salt, scope, the app's credentials when they are
    * the identity, request line, answer-changing headers, then the canonical body (from the bytes
    * when there are any, canonical.ts; the same bytes canonicalJson makes of the parsed body).
@@ -390,7 +390,7 @@ export class UpstreamCache {
       return hash('sha256', WRITER.bytes, 'base64url');
     } catch (err) {
       if (err instanceof InvalidJson) throw err;
-      return undefined; // nested past MAX_DEPTH or the stack: not worth caching
+      return undefined; // too complex to canonicalise (canonical.ts): not worth caching
     } finally {
       WRITER.finish(secretEnd); // the salt and an app's credential do not linger in the scratch buffer
     }

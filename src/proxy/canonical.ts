@@ -17,8 +17,10 @@
 // The walk checks the grammar as JSON.parse does (an invalid body is Breakwater's 400, as it was
 // when the cache parsed it), except for one thing it does not look for, as that would cost a
 // loop over every byte: a raw control character inside a string. Such a body goes to the
-// provider, whose 400 is passed on and never stored. Deeper nesting than MAX_DEPTH is "not
-// canonicalised" (the request is not cached), never a stack overflow.
+// provider, whose 400 is passed on and never stored. Deeper nesting than MAX_DEPTH, or a body
+// whose rearranging would move more than MAX_MOVED_PER_BYTE times its size (unsorted objects
+// nested in unsorted objects each move their whole subtree: depth × size), is "too complex"
+// (the request is simply not cached), never a stack overflow or a quadratic walk.
 import { closingQuote } from './scan.ts';
 
 const QUOTE = 0x22;
@@ -35,13 +37,15 @@ const NINE = 0x39;
 
 /** deeper than this is not canonicalised (the request is simply not cached) */
 export const MAX_DEPTH = 512;
+/** bytes rearranging may move per byte of the body (a chat body moves about 2: its messages, then the whole) */
+export const MAX_MOVED_PER_BYTE = 8;
 /** a scratch buffer grown past this for one large body is let go after it */
 const KEEP_SCRATCH_BYTES = 256 * 1024;
 
 /** The body is not valid JSON: `message` says where (for the app's 400). */
 export class InvalidJson extends Error {}
-/** Nested deeper than MAX_DEPTH: valid or not, it is not worth caching. */
-export class TooDeep extends Error {}
+/** Nested deeper than MAX_DEPTH, or too much to rearrange: valid or not, it is not worth caching. */
+export class TooComplex extends Error {}
 
 const LITERALS = [Buffer.from('true'), Buffer.from('false'), Buffer.from('null')] as const;
 const PLAIN_NUMBER = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/;
@@ -61,6 +65,8 @@ export class CanonicalWriter {
   readonly #order: number[] = [];
   #src: Buffer = Buffer.alloc(0);
   #i = 0;
+  /** bytes rearranging may still move for this body */
+  #movable = 0;
   /** the next backslash in the source at or after #i (src.length when none): one search per backslash */
   #nextBackslash = 0;
 
@@ -101,11 +107,12 @@ export class CanonicalWriter {
 
   /**
    * Appends the canonical form of `src` (a whole JSON text). Throws InvalidJson when it is not
-   * JSON, TooDeep past MAX_DEPTH.
+   * JSON, TooComplex past MAX_DEPTH or MAX_MOVED_PER_BYTE.
    */
   writeCanonical(src: Buffer): void {
     this.#src = src;
     this.#i = 0;
+    this.#movable = MAX_MOVED_PER_BYTE * src.length + 64 * 1024;
     this.#nextBackslash = -1;
     this.#members.length = 0;
     try {
@@ -228,7 +235,7 @@ export class CanonicalWriter {
   }
 
   #array(depth: number): void {
-    if (depth > MAX_DEPTH) throw new TooDeep();
+    if (depth > MAX_DEPTH) throw new TooComplex('nested too deep');
     this.#i++;
     this.#putByte(LBRACKET);
     this.#skipSpace();
@@ -250,7 +257,7 @@ export class CanonicalWriter {
   }
 
   #object(depth: number): void {
-    if (depth > MAX_DEPTH) throw new TooDeep();
+    if (depth > MAX_DEPTH) throw new TooComplex('nested too deep');
     const src = this.#src;
     this.#i++;
     this.#putByte(LBRACE);
@@ -326,6 +333,8 @@ export class CanonicalWriter {
     }
     const from = members[base]!;
     const to = this.#len;
+    this.#movable -= to - from;
+    if (this.#movable < 0) throw new TooComplex('too much to rearrange');
     if (this.#aside.length < to - from) this.#aside = Buffer.allocUnsafeSlow(Math.max(to - from, this.#aside.length * 2));
     const aside = this.#aside;
     this.#out.copy(aside, 0, from, to);

@@ -4,7 +4,7 @@
 // JSON.parse reads them (the last wins); deep nesting refused without a stack overflow.
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from '../../../src/proxy/cache.ts';
-import { CanonicalWriter, InvalidJson, MAX_DEPTH, TooDeep } from '../../../src/proxy/canonical.ts';
+import { CanonicalWriter, InvalidJson, MAX_DEPTH, TooComplex } from '../../../src/proxy/canonical.ts';
 import { seeded } from '../../support/random.ts';
 
 const writer = new CanonicalWriter();
@@ -90,11 +90,23 @@ describe('canonical JSON from bytes', () => {
 
   it('refuses nesting past MAX_DEPTH as too deep, without a stack overflow', () => {
     const deep = `{"a":${'['.repeat(MAX_DEPTH + 1)}${']'.repeat(MAX_DEPTH + 1)}}`;
-    expect(() => canonical(deep)).toThrow(TooDeep);
+    expect(() => canonical(deep)).toThrow(TooComplex);
     const deeper = `{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}`;
-    expect(() => canonical(deeper)).toThrow(TooDeep);
+    expect(() => canonical(deeper)).toThrow(TooComplex);
     const fine = `{"a":${'['.repeat(MAX_DEPTH - 1)}${']'.repeat(MAX_DEPTH - 1)}}`;
     expect(canonical(fine)).toBe(expected(fine));
+  });
+
+  it('refuses unsorted objects nested so that rearranging would move depth × size bytes, in time linear in the body', () => {
+    // every level's keys are out of order, so every level moves everything inside it
+    const levels = 400;
+    const deep = `${'{"z":1,"a":'.repeat(levels)}"${'x'.repeat(100_000)}"${'}'.repeat(levels)}`;
+    const started = performance.now();
+    expect(() => canonical(deep)).toThrow(TooComplex);
+    expect(performance.now() - started).toBeLessThan(5_000); // depth × size would be 40 MB of copying per body
+    // a few such levels are fine
+    const shallow = `${'{"z":1,"a":'.repeat(3)}"${'x'.repeat(1000)}"${'}'.repeat(3)}`;
+    expect(canonical(shallow)).toBe(expected(shallow));
   });
 
   it('zeroes what finish() is told is secret', () => {
