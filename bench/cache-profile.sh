@@ -9,7 +9,7 @@
 # "miss-other" runs that version's proxy too. Autocannon from CPU 0, 32 connections, configs in
 # turn each round, a first round left out as warm-up. Prints, per config, CPU ms per request
 # from /proc (median of the rounds) and busy profile ms per request over the measured rounds,
-# with the shares of the busy samples that the cache's functions take. Sources run by type
+# with the shares of the busy samples that the cache's functions and GC take. Sources run by type
 # stripping (the same JavaScript the build emits). Only 127.0.0.1; everything started is stopped.
 set -euo pipefail
 rounds=${1:-4}
@@ -80,8 +80,8 @@ for name in "${names[@]}"; do kill -TERM "${pid[$name]}"; done
 for name in "${names[@]}"; do while kill -0 "${pid[$name]}" 2>/dev/null; do sleep 0.2; done; done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-echo "| body | config | CPU ms/request (/proc, median of $rounds rounds) | profile: busy ms/request | cache's functions (inclusive) |"
-echo "|---|---|---:|---:|---:|"
+echo "| body | config | CPU ms/request (/proc, median of $rounds rounds) | profile: busy ms/request | cache's functions (inclusive) | GC |"
+echo "|---|---|---:|---:|---:|---:|"
 for size in ${SIZES:-small large}; do
   for name in "${names[@]}"; do
     from=$((begun[$name-$size] - spawned[$name])); to=$((ended[$name-$size] - spawned[$name]))
@@ -92,7 +92,8 @@ for size in ${SIZES:-small large}; do
       const d = '$dir/prof-$name';
       const s = summariseProfile(d + '/' + readdirSync(d)[0], $from, $to, 1000);
       const cache = s.topSrcInclusive.filter((r) => /^(consult|storeAnswer|parseObject) /.test(r.name)).reduce((a, r) => a + r.pct, 0);
-      console.log('| $size | $name | $m | ' + (s.busyMs / ${total[$name-$size]}).toFixed(4) + ' | ' + cache.toFixed(1) + ' % |');"
+      const gc = s.selfAreas.find((r) => r.name === 'GC')?.pct ?? 0;
+      console.log('| $size | $name | $m | ' + (s.busyMs / ${total[$name-$size]}).toFixed(4) + ' | ' + cache.toFixed(1) + ' % | ' + gc.toFixed(1) + ' % |');"
   done
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
