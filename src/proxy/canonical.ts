@@ -126,8 +126,10 @@ export class CanonicalWriter {
 
   #ensure(n: number): void {
     if (this.#len + n <= this.#out.length) return;
+    // bounded by the body's own limit: canonical output is at most a few times the body (1e20 spelled out)
     const next = Buffer.allocUnsafeSlow(Math.max(this.#len + n, this.#out.length * 2));
     this.#out.copy(next, 0, 0, this.#len);
+    this.#out.fill(0, 0, this.#len); // the caller's prefix (salt, an app's credential) does not stay behind in the old one
     this.#out = next;
   }
 
