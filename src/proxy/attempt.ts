@@ -25,6 +25,7 @@ import type { Availability } from './gate.ts';
 import { describeOutcome, retryDecision, type Outcome } from './outcome.ts';
 import { ANY_REQUEST, type Cost } from './ratelimit.ts';
 import { backoffMs } from './retry.ts';
+import type { BodyFields } from './scan.ts';
 import type { UpstreamRuntime } from './upstream.ts';
 
 /** with another target left, an attempt may wait at most this share of the time left (the rest is the failover's) */
@@ -35,6 +36,8 @@ export interface ProxyRequest extends AttemptRequest {
   upstream: UpstreamRuntime;
   /** the parsed JSON body (buffered paths only), to rewrite model and max tokens */
   json: Record<string, unknown> | undefined;
+  /** the top-level fields scan.ts read, when the buffered body is a JSON object (the cache reads temperature) */
+  fields?: BodyFields | undefined;
   model: string | undefined;
   /** fallbacks allowed: a generation path, a chain for the model, no x-breakwater-fallback: off */
   fallbackAllowed: boolean;

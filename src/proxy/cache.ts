@@ -13,7 +13,9 @@
 // headers when an endpoint has no key of its own, method, path and query as forwarded, the
 // request headers that change an answer (API versions, betas, organization and project), and
 // the body in canonical JSON (keys sorted at every depth), so key order does not matter and a
-// key is 43 characters whatever the body. The scope is per upstream, not per endpoint: the
+// key is 43 characters whatever the body. The canonical body is made from the request's bytes
+// (canonical.ts: no JSON.parse, no string of the whole body; byte for byte what canonicalJson
+// makes of the parsed body), and the whole input is hashed in one call. The scope is per upstream, not per endpoint: the
 // lookup happens before an endpoint is chosen, and an upstream's endpoints are by design
 // interchangeable for the same model (failover serves A's answer for a request meant for B).
 // It is an HMAC of every endpoint's identity, key, model map and extra headers: a rotated key,
@@ -21,20 +23,25 @@
 // under another). Keys never leave the process: only their salted digests are kept.
 //
 // Memory: LRU over entries and bytes (key + body + content type + a fixed overhead per entry)
-// inside `maxBytes`; an answer larger than a quarter of it is not stored. TTL on the injected
+// inside `maxBytes`; an answer larger than a quarter of it is not stored. The usual answer (one
+// chunk, a view into the socket read that brought it) is kept without a copy and counts the whole
+// read; one that would pin much more than itself is copied (keepsView). TTL on the injected
 // clock, checked at lookup and pruned from the cold end at store.
-import { createHash, createHmac, randomBytes, type Hash } from 'node:crypto';
+import { createHmac, hash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
 import type { UpstreamConfig } from '../config/runtime.ts';
 import type { Metrics } from '../telemetry/metrics.ts';
 import type { Answer, ProxyRequest } from './attempt.ts';
+import { CanonicalWriter, InvalidJson } from './canonical.ts';
 import { CREDENTIAL_HEADERS } from './headers.ts';
 
 export type CacheConfig = NonNullable<UpstreamConfig['cache']>;
 
 /** fingerprints mean nothing outside this process (and cannot be checked against a guessed key) */
 const SALT = randomBytes(32);
+/** where a key's input is assembled (salt, scope, request line, canonical body) and hashed at once */
+const WRITER = new CanonicalWriter();
 
 /**
  * Bookkeeping per entry besides key, body and content type: the Map slot, the entry object, the
@@ -83,19 +90,30 @@ export function canonicalJson(value: unknown): string {
 
 /** Is the answer to this request fully determined by the request? (see the header) */
 export function deterministic(req: CacheableRequest): boolean {
-  if (req.method !== 'POST' || req.json === undefined || req.streaming || !req.retryable) return false;
+  if (req.method !== 'POST' || req.streaming || !req.retryable) return false;
+  // the scan's top-level fields when the body was scanned, the parsed body otherwise
+  const { fields, json } = req;
+  if (fields === undefined && json === undefined) return false; // not a JSON object
   if (req.pathKind === 'embeddings') return true;
-  return req.pathKind === 'generation' && req.json.temperature === 0;
+  return req.pathKind === 'generation' && (fields !== undefined ? fields.temperature : json?.temperature) === 0;
 }
 
 /** The app's Cache-Control request directives that matter here (RFC 9111 §5.2.1). */
-export function requestDirectives(value: string | string[] | undefined): { read: boolean; write: boolean } {
-  if (value === undefined) return { read: true, write: true };
+export function requestDirectives(value: string | string[] | undefined): Directives {
+  if (value === undefined) return READ_WRITE;
   const v = (Array.isArray(value) ? value.join(',') : value).toLowerCase();
-  if (/(^|[\s,])no-store($|[\s,=])/.test(v)) return { read: false, write: false };
-  if (/(^|[\s,])no-cache($|[\s,=])/.test(v)) return { read: false, write: true };
-  return { read: true, write: true };
+  if (/(^|[\s,])no-store($|[\s,=])/.test(v)) return NEITHER;
+  if (/(^|[\s,])no-cache($|[\s,=])/.test(v)) return WRITE_ONLY;
+  return READ_WRITE;
 }
+
+export interface Directives {
+  readonly read: boolean;
+  readonly write: boolean;
+}
+const READ_WRITE: Directives = Object.freeze({ read: true, write: true });
+const WRITE_ONLY: Directives = Object.freeze({ read: false, write: true });
+const NEITHER: Directives = Object.freeze({ read: false, write: false });
 
 /**
  * The upstream's credential and routing identity, salted: every endpoint's identity (name,
@@ -154,9 +172,14 @@ export class LruStore {
     return entry;
   }
 
-  /** stores a copy of `body` (never a view that pins a larger buffer); false when it is too large */
+  /**
+   * Stores `body`, or a copy of it when it is a view into a larger buffer (which it would pin);
+   * false when it is too large. The caller does not write into `body` afterwards.
+   */
   set(key: string, body: Buffer, contentType: string): boolean {
-    const bytes = key.length + body.length + contentType.length + ENTRY_OVERHEAD_BYTES;
+    const keep = keepsView(body);
+    // a view kept counts all the memory it holds alive
+    const bytes = key.length + (keep ? body.buffer.byteLength : body.length) + contentType.length + ENTRY_OVERHEAD_BYTES;
     if (bytes > this.#config.maxBytes / MAX_ENTRY_SHARE) return false;
     const old = this.#entries.get(key);
     if (old) {
@@ -164,11 +187,8 @@ export class LruStore {
       this.#bytes -= old.bytes;
     }
     const now = this.#clock.now();
-    this.#pruneExpired(now);
-    this.#evict(this.#config.maxEntries - 1, this.#config.maxBytes - bytes);
-    const copy = Buffer.allocUnsafeSlow(body.length);
-    body.copy(copy);
-    this.#entries.set(key, { kind: 'hit', body: copy, contentType, storedAt: now, bytes });
+    this.#makeRoom(now, this.#config.maxEntries - 1, this.#config.maxBytes - bytes);
+    this.#entries.set(key, { kind: 'hit', body: keep ? body : copyOf(body), contentType, storedAt: now, bytes });
     this.#bytes += bytes;
     return true;
   }
@@ -176,7 +196,7 @@ export class LruStore {
   /** new limits: evicts the least recent entries until they hold (the TTL applies at the next lookup) */
   resize(config: CacheConfig): void {
     this.#config = config;
-    this.#evict(config.maxEntries, config.maxBytes);
+    this.#makeRoom(undefined, config.maxEntries, config.maxBytes);
   }
 
   clear(): void {
@@ -184,23 +204,38 @@ export class LruStore {
     this.#bytes = 0;
   }
 
-  /** least recent first, while over either limit */
-  #evict(maxEntries: number, maxBytes: number): void {
-    for (const [key, entry] of this.#entries) {
-      if (this.#entries.size <= maxEntries && this.#bytes <= maxBytes) return;
-      this.#entries.delete(key);
+  /**
+   * From the cold end, in one pass: expired entries (nobody asked for them since they expired;
+   * only when `now` is given), then the least recent while over either limit.
+   */
+  #makeRoom(now: number | undefined, maxEntries: number, maxBytes: number): void {
+    const entries = this.#entries;
+    const ttlMs = this.#config.ttlMs;
+    for (const key of entries.keys()) {
+      const entry = entries.get(key)!;
+      const expired = now !== undefined && now - entry.storedAt >= ttlMs;
+      if (!expired && entries.size <= maxEntries && this.#bytes <= maxBytes) return;
+      entries.delete(key);
       this.#bytes -= entry.bytes;
     }
   }
+}
 
-  /** expired entries at the cold end (entries nobody asked for since they expired) */
-  #pruneExpired(now: number): void {
-    for (const [key, entry] of this.#entries) {
-      if (now - entry.storedAt < this.#config.ttlMs) return;
-      this.#entries.delete(key);
-      this.#bytes -= entry.bytes;
-    }
-  }
+/**
+ * Whether to keep `body` as it is rather than copy it: when it is at least half of the memory
+ * it keeps alive. That is an answer that owns its memory (Buffer.concat of a large answer, an
+ * inflated one) and the usual one-chunk answer, a view into the socket read that brought it
+ * (Node allocates each read at its size: the answer plus its headers). Not a view into Node's
+ * shared 8 KB pool (what Buffer.concat gives a small answer) or into a read of many answers.
+ */
+export function keepsView(body: Buffer): boolean {
+  return body.buffer.byteLength <= 2 * body.length;
+}
+
+function copyOf(body: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(body.length);
+  body.copy(copy);
+  return copy;
 }
 
 /** A miss (or a bypass) to remember until the commit: where to store and whether to. */
@@ -215,11 +250,21 @@ export interface CachePlan {
   readonly store: boolean;
 }
 
-/** what the cache reads of a request */
-export type CacheableRequest = Pick<ProxyRequest, 'method' | 'path' | 'search' | 'headers' | 'json' | 'pathKind' | 'streaming' | 'retryable'>;
+/**
+ * What the cache reads of a request: the buffered body's bytes and scanned fields (the request
+ * path), or only the parsed body (unit tests, and any caller without bytes).
+ */
+export type CacheableRequest = Pick<ProxyRequest, 'method' | 'path' | 'search' | 'headers' | 'json' | 'pathKind' | 'streaming' | 'retryable'> &
+  Partial<Pick<ProxyRequest, 'body' | 'fields'>>;
+
+/** the body would have been keyed but is not JSON: the app's 400 (the cache was the only reader of the whole body) */
+export interface InvalidBody {
+  readonly kind: 'invalid';
+  readonly message: string;
+}
 
 /** a hit (the stored answer itself) or the plan for the commit: no wrapper is allocated */
-export type Consulted = CachedAnswer | CachePlan;
+export type Consulted = CachedAnswer | CachePlan | InvalidBody;
 
 export interface CacheDeps {
   clock: Clock;
@@ -234,11 +279,15 @@ export class UpstreamCache {
   readonly store: LruStore;
   readonly #clock: Clock;
   #scope: string;
+  /** the salt and the scope's bytes: how every key's input starts */
+  #saltedScope: Buffer;
   /** some endpoint sends no key of its own: the app's credential is the identity */
   #appScoped: boolean;
   /** grows whenever the entries are dropped (new scope, disabled, upstream removed) */
   #epoch = 0;
   #disposed = false;
+  /** what the bytes gauge was last set to */
+  #reportedBytes = 0;
   hits = 0;
   misses = 0;
   bypasses = 0;
@@ -248,6 +297,7 @@ export class UpstreamCache {
     this.#clock = deps.clock;
     this.store = new LruStore(cache, deps.clock);
     this.#scope = upstreamScope(config);
+    this.#saltedScope = Buffer.concat([SALT, Buffer.from(this.#scope)]);
     this.#appScoped = config.endpoints.some((e) => e.auth === undefined);
     const { metrics } = deps;
     const name = config.name;
@@ -269,9 +319,10 @@ export class UpstreamCache {
       this.#epoch++;
     }
     this.#scope = scope;
+    this.#saltedScope = Buffer.concat([SALT, Buffer.from(scope)]);
     this.#appScoped = config.endpoints.some((e) => e.auth === undefined);
     this.store.resize(cache);
-    this.#counters.bytes.set(this.store.bytes);
+    this.#reportBytes();
   }
 
   /** the cache is off or the upstream gone: memory is released now */
@@ -279,7 +330,7 @@ export class UpstreamCache {
     this.#disposed = true;
     this.#epoch++;
     this.store.clear();
-    this.#counters.bytes.set(0);
+    this.#reportBytes();
   }
 
   /**
@@ -288,7 +339,13 @@ export class UpstreamCache {
    */
   consult(req: CacheableRequest, appHeaders: IncomingHttpHeaders): Consulted | undefined {
     if (!deterministic(req)) return undefined;
-    const key = this.key(req, appHeaders);
+    let key: string | undefined;
+    try {
+      key = this.key(req, appHeaders);
+    } catch (err) {
+      if (err instanceof InvalidJson) return { kind: 'invalid', message: err.message };
+      throw err;
+    }
     if (key === undefined) return undefined;
     const { read, write } = requestDirectives(appHeaders['cache-control']);
     if (!read) {
@@ -305,26 +362,38 @@ export class UpstreamCache {
     }
     this.misses++;
     this.#counters.miss.inc();
-    this.#counters.bytes.set(this.store.bytes); // an expired entry may just have gone
+    if (this.store.bytes !== this.#reportedBytes) this.#reportBytes(); // an expired entry may just have gone
     return { kind: 'plan', cache: this, key, epoch: this.#epoch, result: 'miss', store: true };
   }
 
-  /** the request's key, or undefined when its body cannot be put in canonical form */
+  /**
+   * The request's key, or undefined when its body cannot be put in canonical form (nested past
+   * MAX_DEPTH, or too much to rearrange: canonical.ts). Throws InvalidJson when the body's bytes are not JSON. The input is assembled in
+   * one scratch buffer and hashed in one call: salt, scope, the app's credentials when they are
+   * the identity, request line, answer-changing headers, then the canonical body (from the bytes
+   * when there are any, canonical.ts; the same bytes canonicalJson makes of the parsed body).
+   */
   key(req: CacheableRequest, appHeaders: IncomingHttpHeaders): string | undefined {
-    let body: string;
-    try {
-      body = canonicalJson(req.json);
-    } catch {
-      return undefined; // nested past the stack: not worth caching
-    }
-    const h = createHash('sha256').update(SALT).update(this.#scope);
-    if (this.#appScoped) appCredentials(h, appHeaders);
-    h.update(`\n${req.method} ${req.path}${req.search}\n`);
+    let head = this.#appScoped ? appCredentials(appHeaders) : '';
+    head += `\n${req.method} ${req.path}${req.search}\n`;
     for (const name of VARYING_HEADERS) {
       const v = req.headers[name];
-      if (v !== undefined) h.update(`${name}:${Array.isArray(v) ? v.join(',') : v}\n`);
+      if (v !== undefined) head += `${name}:${Array.isArray(v) ? v.join(',') : v}\n`;
     }
-    return h.update(body).digest('base64url');
+    WRITER.start();
+    WRITER.writeBytes(this.#saltedScope);
+    WRITER.writeString(head);
+    const secretEnd = WRITER.length;
+    try {
+      if (Buffer.isBuffer(req.body)) WRITER.writeCanonical(req.body);
+      else WRITER.writeString(canonicalJson(req.json));
+      return hash('sha256', WRITER.bytes, 'base64url');
+    } catch (err) {
+      if (err instanceof InvalidJson) throw err;
+      return undefined; // too complex to canonicalise (canonical.ts): not worth caching
+    } finally {
+      WRITER.finish(secretEnd); // the salt and an app's credential do not linger in the scratch buffer
+    }
   }
 
   /**
@@ -336,7 +405,12 @@ export class UpstreamCache {
     const { result } = answer;
     if (result.body.kind !== 'buffered' || !shouldStore(result.status, result.outcome.kind, result.headers, answer.fallbackModel)) return;
     this.store.set(plan.key, result.body.bytes, String(result.headers['content-type']));
-    this.#counters.bytes.set(this.store.bytes);
+    this.#reportBytes();
+  }
+
+  #reportBytes(): void {
+    this.#reportedBytes = this.store.bytes;
+    this.#counters.bytes.set(this.#reportedBytes);
   }
 
   /** for /debug/state */
@@ -351,12 +425,14 @@ export class UpstreamCache {
   }
 }
 
-/** the app's credential headers, when the endpoint has no key: the app's key is then the identity */
-function appCredentials(h: Hash, headers: IncomingHttpHeaders): void {
+/** the app's credential headers, when the endpoint has no key: the app's key is then the identity (hashed, never kept) */
+function appCredentials(headers: IncomingHttpHeaders): string {
+  let out = '';
   for (const name of CREDENTIAL_HEADERS) {
     const v = headers[name];
-    if (v !== undefined) h.update(`${name}:${Array.isArray(v) ? v.join(',') : v}\n`);
+    if (v !== undefined) out += `${name}:${Array.isArray(v) ? v.join(',') : v}\n`;
   }
+  return out;
 }
 
 /**

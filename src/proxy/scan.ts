@@ -77,7 +77,7 @@ function isSpace(c: number | undefined): boolean {
 const SHORT_STRING = 48;
 
 /** index of the quote closing a string whose content starts at `from`, or -1 */
-function closingQuote(b: Buffer, from: number): number {
+export function closingQuote(b: Buffer, from: number): number {
   // most strings are short (keys, roles, model names): a loop beats a call into native code,
   // which pays off only for the long ones (message content)
   const near = Math.min(b.length, from + SHORT_STRING);

@@ -300,6 +300,7 @@ export class ProxyServer {
       headers: requestHeaders(req.headers),
       body,
       json,
+      fields,
       model,
       pathKind: kind,
       fallbackAllowed:
@@ -318,6 +319,11 @@ export class ProxyServer {
     };
     if (upstream.cache) {
       const consulted = upstream.cache.consult(proxyReq, req.headers);
+      if (consulted?.kind === 'invalid') {
+        // the cache is the one reader of this whole body (needsWholeBody left it to it)
+        sendOwnError(res, dialect, 'invalid_request', `request body is not valid JSON: ${consulted.message}`, requestId);
+        return done('rejected');
+      }
       if (consulted?.kind === 'hit') {
         sendHit(res, upstream.cache, consulted, requestId);
         upstream.counters.overhead.observe((performance.now() - started) / 1000);
@@ -339,12 +345,12 @@ function looksJson(bytes: Buffer, contentType: string | undefined): boolean {
 
 /**
  * Whether this request's body must be parsed whole: a rewrite may happen (a fallback chain, or an
- * endpoint that renames the model) or the cache keys it on its canonical form. Otherwise the
- * scanned fields are all the request path reads, and the bytes go out as they came.
+ * endpoint that renames the model). Otherwise the scanned fields are all the request path reads,
+ * and the bytes go out as they came; the cache keys a body from its bytes (canonical.ts), and
+ * that walk is what finds it invalid then.
  */
 function needsWholeBody(upstream: UpstreamRuntime, fields: BodyFields, kind: PathKind, headers: IncomingMessage['headers']): boolean {
   const { model } = fields;
   if (model !== undefined && kind === 'generation' && upstream.config.fallbacks.has(model) && headers['x-breakwater-fallback'] !== 'off') return true;
-  if (model !== undefined && upstream.renamesModel(model)) return true;
-  return upstream.cache !== undefined && !fields.stream && (kind === 'embeddings' || (kind === 'generation' && fields.temperature === 0));
+  return model !== undefined && upstream.renamesModel(model);
 }

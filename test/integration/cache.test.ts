@@ -134,6 +134,16 @@ describe('exact-match cache', () => {
     expect(sent).toEqual(['Bearer sk-account-one', 'Bearer sk-account-two']);
   });
 
+  it('refuses a body that is not JSON with a 400 before any provider sees it, as when the cache parsed it', async () => {
+    rig = await startRig({ fakes: 1, upstreams: cached(single) });
+    // strings and brackets balance, so the scan reads temperature 0; the cache's walk finds the bad number
+    const r = await post(url(rig), '{"model": "gpt-4.1", "temperature": 0, "messages": [{"role": "user", "content": "hi"}], "seed": 01}');
+    expect(r.status).toBe(400);
+    expect((JSON.parse(r.text) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'invalid_request', message: expect.stringContaining('not valid JSON') });
+    expect(r.headers.get('x-should-retry')).toBe('false');
+    expect(requests(rig)).toBe(0);
+  });
+
   it('never serves temperature 0.7, an absent temperature or stream: true from the cache', async () => {
     rig = await startRig({ fakes: 1, upstreams: cached(single) });
     for (const extra of [{ temperature: 0.7 }, {}, { temperature: 0, stream: true }]) {

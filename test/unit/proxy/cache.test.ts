@@ -16,6 +16,7 @@ import {
   type CacheableRequest,
   type CacheConfig,
 } from '../../../src/proxy/cache.ts';
+import { scanBody } from '../../../src/proxy/scan.ts';
 import { createMetrics } from '../../../src/telemetry/metrics.ts';
 import { manualClock } from '../../support/clock.ts';
 import { upstream } from '../../support/loop.ts';
@@ -79,6 +80,25 @@ describe('LruStore', () => {
     const got = lru.get(key(1))!.body;
     expect(got.toString()).toBe('{"a":1}');
     expect(got.buffer.byteLength).toBe(got.length);
+  });
+
+  it('stores a buffer that is the whole of its own memory as it is (nothing to pin), still counting its bytes', () => {
+    const { lru } = store();
+    const own = Buffer.allocUnsafeSlow(7);
+    own.write('{"a":1}');
+    lru.set(key(1), own, 'application/json');
+    expect(lru.get(key(1))!.body).toBe(own);
+    expect(lru.bytes).toBe(cost(7));
+    // a one-chunk answer from undici: a view into the socket read, after the headers; kept, counting the whole read
+    const read = Buffer.allocUnsafeSlow(12);
+    read.write('HTTP{"c":33}');
+    lru.set(key(3), read.subarray(4), 'application/json');
+    expect(lru.get(key(3))!.body.buffer).toBe(read.buffer);
+    expect(lru.bytes).toBe(cost(7) + cost(12));
+    const pooled = Buffer.from('{"b":2}'); // a view into Node's 8 KB pool: copied
+    lru.set(key(2), pooled, 'application/json');
+    expect(lru.get(key(2))!.body).not.toBe(pooled);
+    expect(lru.get(key(2))!.body.buffer.byteLength).toBe(7);
   });
 
   it('serves an entry until its ttl passes on the injected clock, then drops it and its bytes', () => {
@@ -173,6 +193,30 @@ describe('UpstreamCache', () => {
     expect(k(request(chat({ seed: 1 })))).not.toBe(base);
     // the app's key plays no part while every endpoint sends its own
     expect(cache.key(request(chat()), { authorization: 'Bearer app-a' })).toBe(base);
+  });
+
+  it('keys a body from its bytes exactly as from its parsed form: key order, whitespace, escapes and 1.0 against 1 do not matter', () => {
+    const { cache } = upstreamCache();
+    const fromJson = cache.key(request(chat()), {});
+    const fromBytes = (text: string) => {
+      const bytes = Buffer.from(text);
+      const scan = scanBody(bytes);
+      if (scan.kind !== 'object') throw new Error('not an object');
+      return cache.key(request({}, { json: undefined, body: bytes, fields: scan.fields }), {});
+    };
+    expect(fromBytes(JSON.stringify(chat()))).toBe(fromJson);
+    expect(fromBytes('{ "temperature": 0.0, "messages": [ { "content": "h\u0069", "role": "user" } ], "model": "gpt-4.1" }')).toBe(fromJson);
+    expect(fromBytes(JSON.stringify(chat({ seed: 1 })))).not.toBe(fromJson);
+    expect(fromBytes('{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}],"temperature":0,"n":1.0}')).toBe(cache.key(request(chat({ n: 1 })), {}));
+  });
+
+  it('reports a body that is not JSON as invalid (the app gets a 400) instead of keying it, and counts nothing', () => {
+    const { cache } = upstreamCache();
+    const bytes = Buffer.from('{"model":"gpt-4.1","temperature":0,"messages":[],"seed":01}'); // sound structure: the scan passes it
+    const scan = scanBody(bytes);
+    if (scan.kind !== 'object') throw new Error('the scan should pass it');
+    expect(cache.consult(request({}, { json: undefined, body: bytes, fields: scan.fields }), {})).toMatchObject({ kind: 'invalid', message: expect.stringContaining('number') });
+    expect(cache.describe()).toMatchObject({ hits: 0, misses: 0, bypasses: 0 });
   });
 
   it('scopes by the app credential when an endpoint has no key of its own', () => {
