@@ -59,7 +59,8 @@ export const ADMIN_LIMITS: Readonly<AdminLimits> = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 10_000,
   keepAliveTimeoutMs: 5_000,
-  checkEveryMs: 2_000,
+  // an idle sidecar wakes for this check (limits.ts says why 5 s)
+  checkEveryMs: 5_000,
 };
 
 export interface RunningAdmin {
