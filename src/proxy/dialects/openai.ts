@@ -79,7 +79,7 @@ export const openai: DialectRules = {
   classifyError,
   invalidBody,
   isTerminalEvent: (event, data) =>
-    event === undefined ? data === '[DONE]' : event === 'response.completed' || event === 'response.incomplete' || event === 'response.failed',
+    event === undefined ? data.is('[DONE]') : event === 'response.completed' || event === 'response.incomplete' || event === 'response.failed',
   // a Responses stream announces itself (response.created, response.in_progress) before content
   commitsStream: (event) => event !== 'response.created' && event !== 'response.in_progress',
   // response.failed ends a Responses stream, but as the provider's failure, not an answer

@@ -1,6 +1,7 @@
 // What differs between API dialects: error shapes, how errors and bodies are classified,
 // which SSE event ends a stream, and how a fallback rewrites the body.
 import type { Outcome } from '../outcome.ts';
+import type { SseData } from '../sse-data.ts';
 
 /** Errors Breakwater itself produces. Each maps to one HTTP status (rescue.ts). */
 export type OwnErrorKind =
@@ -76,8 +77,8 @@ export interface DialectRules {
   classifyError(input: ErrorClassInput): Outcome;
   /** a 2xx JSON body that is not a real answer: the reason, else undefined */
   invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }, path: PathKind): string | undefined;
-  /** SSE: does this event end the stream properly? */
-  isTerminalEvent(event: string | undefined, data: string): boolean;
+  /** SSE: does this event end the stream properly? (`data`: its first data line, as bytes) */
+  isTerminalEvent(event: string | undefined, data: SseData): boolean;
   /**
    * SSE: does this event commit the stream (the status and held events go to the app)? Events
    * that only announce a message (Anthropic's message_start, content_block_start) do not, so a
@@ -85,7 +86,7 @@ export interface DialectRules {
    */
   commitsStream(event: string | undefined): boolean;
   /** SSE: is this event the provider reporting an error? */
-  isErrorEvent(event: string | undefined, data: string): boolean;
+  isErrorEvent(event: string | undefined, data: SseData): boolean;
   /** token usage in a JSON body or an SSE event's data, when it reports any */
   readUsage(body: unknown): Usage | undefined;
   /** body fields a fallback's maxTokens caps */
