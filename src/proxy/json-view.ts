@@ -131,10 +131,7 @@ function string(b: Buffer, i: number): number {
   escaped = false;
   i++;
   for (;;) {
-    // most strings are short (keys, roles, ids): byte by byte first, words for the long ones (text)
-    const near = i + 16 < n ? i + 16 : n;
-    while (i < near && isPlain(b[i]!)) i++;
-    if (i === near) i = plainEnd(b, i);
+    i = plainEnd(b, i);
     if (i >= n) return UNDECIDED;
     const c = b[i]!;
     if (c === QUOTE) return i + 1;
