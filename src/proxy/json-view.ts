@@ -83,7 +83,8 @@ const UNDECIDED = -1;
 
 // One walk runs at a time (it is synchronous): the body as 32-bit words and the stack of open
 // brackets are kept here rather than allocated per walk. b[i] is a byte of words[(i + offset) >> 2].
-let words = new Uint32Array(0);
+const NO_WORDS = new Uint32Array(0);
+let words = NO_WORDS;
 let offset = 0;
 /** the closing bracket of each open array or object inside the value being skipped */
 const stack = new Uint8Array(MAX_DEPTH);
@@ -312,7 +313,7 @@ export function viewJsonObject(b: Buffer, plan: JsonViewPlan): Record<string, un
   offset = b.byteOffset & 3;
   words = new Uint32Array(b.buffer as ArrayBuffer, b.byteOffset - offset, (b.length + offset) >> 2);
   const start = space(b, 0);
-  if (b[start] !== LBRACE) return undefined;
-  const object = viewObject(b, start, plan, 0);
+  const object = b[start] === LBRACE ? viewObject(b, start, plan, 0) : undefined;
+  words = NO_WORDS; // holds no body past its walk
   return object !== undefined && space(b, object.end) === b.length ? object.view : undefined;
 }
