@@ -225,3 +225,45 @@ describe('classifyJsonAnswer gives the verdict and usage of a whole parse', () =
     expect(classifyJsonAnswer(dialect, Buffer.from(text), checks, path)).toEqual(viaParse(dialect, text, checks, path));
   });
 });
+
+describe('each dialect\'s jsonView names every field its checks and usage read', () => {
+  /** `value` wrapped so that every property read is recorded as a path (a.b, a.length) */
+  const recorded = (value: unknown, path: string, reads: Set<string>): unknown => {
+    if (typeof value !== 'object' || value === null) return value;
+    return new Proxy(value, {
+      get(target, key, receiver) {
+        const name = `${path}${String(key)}`;
+        reads.add(name);
+        return recorded(Reflect.get(target, key, receiver) as unknown, `${name}.`, reads);
+      },
+    });
+  };
+  /** the paths a plan lets a rule read: its fields, the fields of nested plans, an emptiness array's length */
+  const allowed = (plan: JsonViewPlan, path = ''): string[] =>
+    plan.names.flatMap((name, f) => {
+      const use = plan.uses[f]!;
+      if (use === 'emptiness') return [`${path}${name}`, `${path}${name}.length`];
+      if (use instanceof JsonViewPlan) return [`${path}${name}`, ...allowed(use, `${path}${name}.`)];
+      return [`${path}${name}`];
+    });
+  const samples = [
+    { object: 'chat.completion', choices: [{ message: { content: 'hi' } }], data: [{}], usage: { prompt_tokens: 1, completion_tokens: 2, input_tokens: 3, output_tokens: 4 }, error: { message: 'x' }, type: 'message', content: [{ type: 'text' }], message: { usage: { input_tokens: 1 } }, response: { usage: { input_tokens: 1 } } },
+    { object: 'chat.completion', choices: [], data: [], usage: null, error: null, type: 'error', content: [] },
+    { type: 'message', content: [], usage: { output_tokens: 0 }, message: { usage: null }, response: { usage: { output_tokens: 0 } } },
+    {},
+  ];
+  it.each([openai, anthropic])('$name', (dialect) => {
+    const ok = new Set(allowed(dialect.jsonView));
+    for (const sample of samples) {
+      for (const path of ['generation', 'embeddings', 'other'] as const) {
+        for (const checks of [{ emptyChoices: true, errorInBody: true }, { emptyChoices: true, errorInBody: false }, { emptyChoices: false, errorInBody: true }]) {
+          const reads = new Set<string>();
+          dialect.invalidBody(recorded(sample, '', reads), checks, path);
+          dialect.readUsage(recorded(sample, '', reads));
+          const outside = [...reads].filter((read) => !ok.has(read));
+          expect(outside, `${JSON.stringify(sample)} ${path}`).toEqual([]);
+        }
+      }
+    }
+  });
+});
