@@ -1,5 +1,5 @@
 // A micro-benchmark of the check of a 2xx JSON answer alone (src/proxy/classify.ts): CPU time
-// per answer of the whole parse (classifyJsonBody: toString, JSON.parse, the dialect's checks and
+// (and bytes allocated) per answer of the whole parse (classifyJsonBody: toString, JSON.parse, the dialect's checks and
 // usage) next to the walk over the bytes (classifyJsonAnswer, src/proxy/json-view.ts), on the
 // fake provider's small chat answer (the `make bench` workload), OpenAI's pretty-printed shape,
 // longer answers and an Anthropic message. For before/after comparisons; `make bench` measures
@@ -11,6 +11,7 @@ import { classifyJsonAnswer, classifyJsonBody } from '../src/proxy/classify.ts';
 import { anthropic } from '../src/proxy/dialects/anthropic.ts';
 import { openai } from '../src/proxy/dialects/openai.ts';
 import type { DialectRules } from '../src/proxy/dialects/types.ts';
+import { bytesPerCall } from './lib/alloc.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '7' }, reps: { type: 'string', default: '20000' } } });
 const ROUNDS = Number(values.rounds);
@@ -73,10 +74,12 @@ function round(way: (dialect: DialectRules, bytes: Buffer) => unknown, dialect: 
 
 for (const [name, dialect, bytes] of WORKLOADS) {
   const reps = Math.max(200, Math.round((REPS * 600) / bytes.length));
-  const cells = WAYS.map(([wayName, way]) => {
+  const cells: string[] = [];
+  for (const [wayName, way] of WAYS) {
     round(way, dialect, bytes, reps); // warm-up
     const ns = Array.from({ length: ROUNDS }, () => round(way, dialect, bytes, reps)).sort((a, b) => a - b);
-    return `${wayName} ${(ns[ROUNDS >> 1]! / 1000).toFixed(2)} µs`;
-  });
+    const allocated = await bytesPerCall(() => way(dialect, bytes), Math.min(reps, 5000));
+    cells.push(`${wayName} ${(ns[ROUNDS >> 1]! / 1000).toFixed(2)} µs, ${(allocated / 1024).toFixed(2)} KB`);
+  }
   console.log(`${name} (${bytes.length} B): ${cells.join(', ')}`);
 }

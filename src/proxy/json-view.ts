@@ -18,8 +18,9 @@
 
 /**
  * What a view keeps of a field: its 'value' (as JSON.parse gives it), for an array only its
- * 'emptiness' ([] when empty, else an array of one hole: its elements are never read), or, for
- * an object, the view of the fields it names (any other value is kept whole).
+ * 'emptiness' (a shared frozen [] when empty, else a shared frozen [undefined]: only the
+ * length may be read), or, for an object, the view of the fields it names (any other value is
+ * kept whole).
  */
 export type JsonFieldUse = 'value' | 'emptiness' | JsonFields;
 
@@ -263,11 +264,21 @@ function valueOf(b: Buffer, start: number, end: number): unknown {
   return JSON.parse(b.toString('utf8', start, end));
 }
 
-/** the view of the object at i, and the position after it; undefined when the walk cannot decide */
-function viewObject(b: Buffer, i: number, plan: JsonViewPlan, depth: number): { view: Record<string, unknown>; end: number } | undefined {
+/** an 'emptiness' array's stand-ins, shared: frozen, and only their length is ever read */
+const EMPTY_ARRAY: readonly unknown[] = Object.freeze([]);
+const NON_EMPTY_ARRAY: readonly unknown[] = Object.freeze([undefined]);
+
+/** where the last viewObject() ended (a second result, without an object for the pair) */
+let viewEnd = 0;
+
+/** the view of the object at i (viewEnd: the position after it); undefined when the walk cannot decide */
+function viewObject(b: Buffer, i: number, plan: JsonViewPlan): Record<string, unknown> | undefined {
   const view: Record<string, unknown> = {};
   i = space(b, i + 1);
-  if (b[i] === RBRACE) return { view, end: i + 1 };
+  if (b[i] === RBRACE) {
+    viewEnd = i + 1;
+    return view;
+  }
   for (;;) {
     if (b[i] !== QUOTE) return undefined;
     const keyStart = i;
@@ -286,20 +297,22 @@ function viewObject(b: Buffer, i: number, plan: JsonViewPlan, depth: number): { 
       const use = plan.uses[f]!;
       const first = b[start];
       if (use instanceof JsonViewPlan && first === LBRACE) {
-        if (depth === MAX_DEPTH) return undefined;
-        const inner = viewObject(b, start, use, depth + 1);
+        const inner = viewObject(b, start, use); // as deep as the plan: a level or two
         if (inner === undefined) return undefined;
-        end = inner.end;
-        view[plan.names[f]!] = inner.view;
+        end = viewEnd;
+        view[plan.names[f]!] = inner;
       } else {
         end = value(b, start);
         if (end < 0) return undefined;
-        view[plan.names[f]!] = use === 'emptiness' && first === LBRACKET ? (b[space(b, start + 1)] === RBRACKET ? [] : new Array<unknown>(1)) : valueOf(b, start, end);
+        view[plan.names[f]!] = use === 'emptiness' && first === LBRACKET ? (b[space(b, start + 1)] === RBRACKET ? EMPTY_ARRAY : NON_EMPTY_ARRAY) : valueOf(b, start, end);
       }
     }
     i = space(b, end);
     const c = b[i];
-    if (c === RBRACE) return { view, end: i + 1 };
+    if (c === RBRACE) {
+      viewEnd = i + 1;
+      return view;
+    }
     if (c !== COMMA) return undefined;
     i = space(b, i + 1);
   }
@@ -313,7 +326,7 @@ export function viewJsonObject(b: Buffer, plan: JsonViewPlan): Record<string, un
   offset = b.byteOffset & 3;
   words = new Uint32Array(b.buffer as ArrayBuffer, b.byteOffset - offset, (b.length + offset) >> 2);
   const start = space(b, 0);
-  const object = b[start] === LBRACE ? viewObject(b, start, plan, 0) : undefined;
+  const view = b[start] === LBRACE ? viewObject(b, start, plan) : undefined;
   words = NO_WORDS; // holds no body past its walk
-  return object !== undefined && space(b, object.end) === b.length ? object.view : undefined;
+  return view !== undefined && space(b, viewEnd) === b.length ? view : undefined;
 }

@@ -19,7 +19,7 @@ function project(value: Record<string, unknown>, fields: JsonFields): Record<str
   for (const [name, use] of Object.entries(fields)) {
     if (!Object.hasOwn(value, name)) continue;
     const v = value[name];
-    if (use === 'emptiness' && Array.isArray(v)) view[name] = v.length === 0 ? [] : new Array<unknown>(1);
+    if (use === 'emptiness' && Array.isArray(v)) view[name] = v.length === 0 ? [] : [undefined];
     else if (typeof use === 'object' && typeof v === 'object' && v !== null && !Array.isArray(v)) view[name] = project(v as Record<string, unknown>, use);
     else view[name] = v;
   }
