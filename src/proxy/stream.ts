@@ -169,7 +169,7 @@ export class SseScanner {
         this.#pending.push(head);
         out = Buffer.concat(this.#pending, this.#pendingLength + eventEnd);
       }
-      this.#pending = [];
+      this.#pending.length = 0; // emptied, not replaced: no new array per chunk
       this.#pendingLength = 0;
     }
     if (eventEnd < n) {
