@@ -8,18 +8,18 @@
 // does decoding a bad sequence swallow one), so comparing bytes gives the answers comparing the
 // decoded text would.
 
-/** Horspool's table for each needle (the rules use a few constant ones): how far the window may move past a byte */
-const SHIFTS = new Map<string, Uint8Array>();
+/** An ASCII string to search for, prepared once: its bytes and Horspool's table (how far the window may move when it ends on each byte). */
+export class Needle {
+  readonly bytes: Uint8Array;
+  readonly shift: Uint8Array;
 
-function shiftsOf(ascii: string): Uint8Array {
-  let shift = SHIFTS.get(ascii);
-  if (shift === undefined) {
+  constructor(ascii: string) {
     const m = ascii.length;
-    shift = new Uint8Array(256).fill(Math.min(m, 255));
-    for (let k = 0; k < m - 1; k++) shift[ascii.charCodeAt(k)] = Math.min(m - 1 - k, 255);
-    SHIFTS.set(ascii, shift);
+    if (m === 0 || !/^[\x00-\x7f]+$/.test(ascii)) throw new Error('a needle is a non-empty ASCII string');
+    this.bytes = Uint8Array.from(ascii, (c) => c.charCodeAt(0));
+    this.shift = new Uint8Array(256).fill(Math.min(m, 255));
+    for (let k = 0; k < m - 1; k++) this.shift[this.bytes[k]!] = Math.min(m - 1 - k, 255);
   }
-  return shift;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -60,20 +60,20 @@ export class SseData {
   }
 
   /**
-   * `ascii` occurs in the data: Horspool's search, which steps over most bytes of an event (a
-   * native Buffer#indexOf costs more in its call than a data line's worth of this loop).
+   * The needle occurs in the data: Horspool's search, which steps over most bytes of an event
+   * (a native Buffer#indexOf costs more in its call than a data line's worth of this loop).
    */
-  includes(ascii: string): boolean {
-    const m = ascii.length;
-    if (m === 0) return true;
+  includes(needle: Needle): boolean {
+    const { bytes, shift } = needle;
+    const m = bytes.length;
     const b = this.#b;
-    const shift = shiftsOf(ascii);
-    const lastChar = ascii.charCodeAt(m - 1);
-    for (let i = this.#start + m - 1; i < this.#end; ) {
+    const end = this.#end;
+    const last = bytes[m - 1]!;
+    for (let i = this.#start + m - 1; i < end; ) {
       const c = b[i]!;
-      if (c === lastChar) {
+      if (c === last) {
         let k = 1;
-        while (k < m && b[i - k] === ascii.charCodeAt(m - 1 - k)) k++;
+        while (k < m && b[i - k] === bytes[m - 1 - k]) k++;
         if (k === m) return true;
       }
       i += shift[c]!;

@@ -10,7 +10,7 @@
 // An event's data stays bytes (SseData): the dialect's questions are answered on them, and the
 // text is decoded only for an error event or a usage object.
 import type { DialectRules } from './dialects/types.ts';
-import { SseData } from './sse-data.ts';
+import { Needle, SseData } from './sse-data.ts';
 
 /** one event, from its first line to its blank line */
 export const MAX_EVENT_BYTES = 8 * 1024 * 1024;
@@ -41,6 +41,8 @@ const DATA = Buffer.from('data:');
 /** longer event names are decoded every time, not kept */
 const MAX_EVENT_NAME = 64;
 const EVENT = Buffer.from('event:');
+/** a real usage object (OpenAI sends "usage":null in every chunk) */
+const USAGE = new Needle('"usage":{');
 
 function startsWith(b: Buffer, start: number, stop: number, prefix: Buffer): boolean {
   if (stop - start < prefix.length) return false;
@@ -249,7 +251,7 @@ export class SseScanner {
     else if (this.#dialect.commitsStream(event)) this.dataEvents++;
     if (this.#dialect.isTerminalEvent(event, data)) this.sawTerminal = true;
     // OpenAI sends "usage":null in every chunk; only a real usage object is worth parsing
-    if (data.includes('"usage":{')) this.#readUsage(this.#text(data));
+    if (data.includes(USAGE)) this.#readUsage(this.#text(data));
     data.clear();
   }
 

@@ -2,7 +2,7 @@
 // with, does it contain), answered on a range of bytes, give the answers the decoded text gives;
 // bytes outside the range never count.
 import { describe, expect, it } from 'vitest';
-import { SseData } from '../../../src/proxy/sse-data.ts';
+import { Needle, SseData } from '../../../src/proxy/sse-data.ts';
 import { seeded } from '../../support/random.ts';
 
 /** `text` placed in the middle of a larger buffer, so that bytes on either side could be misread */
@@ -29,19 +29,19 @@ describe('SseData', () => {
   });
 
   it('includes() finds a needle at the start, in the middle and at the very end of the range, and not past it', () => {
-    expect(view('"usage":{"prompt_tokens":1}').includes('"usage":{')).toBe(true);
-    expect(view('{"choices":[],"usage":{"prompt_tokens":1}}').includes('"usage":{')).toBe(true);
-    expect(view('{"x":1,"usage":{').includes('"usage":{')).toBe(true);
-    expect(view('{"x":1,"usage":').includes('"usage":{')).toBe(false); // the '{' just after the range does not count
-    expect(view('{"usage":null}').includes('"usage":{')).toBe(false);
-    expect(view('').includes('"usage":{')).toBe(false);
+    expect(view('"usage":{"prompt_tokens":1}').includes(new Needle('"usage":{'))).toBe(true);
+    expect(view('{"choices":[],"usage":{"prompt_tokens":1}}').includes(new Needle('"usage":{'))).toBe(true);
+    expect(view('{"x":1,"usage":{').includes(new Needle('"usage":{'))).toBe(true);
+    expect(view('{"x":1,"usage":').includes(new Needle('"usage":{'))).toBe(false); // the '{' just after the range does not count
+    expect(view('{"usage":null}').includes(new Needle('"usage":{'))).toBe(false);
+    expect(view('').includes(new Needle('"usage":{'))).toBe(false);
   });
 
   it('includes() handles repeated and overlapping prefixes of the needle', () => {
-    expect(view('""usage""usage":{').includes('"usage":{')).toBe(true);
-    expect(view('aaab').includes('aab')).toBe(true);
-    expect(view('abababc').includes('ababc')).toBe(true);
-    expect(view('abababd').includes('ababc')).toBe(false);
+    expect(view('""usage""usage":{').includes(new Needle('"usage":{'))).toBe(true);
+    expect(view('aaab').includes(new Needle('aab'))).toBe(true);
+    expect(view('abababc').includes(new Needle('ababc'))).toBe(true);
+    expect(view('abababd').includes(new Needle('ababc'))).toBe(false);
   });
 
   it('answers as the decoded text does, on random data with multi-byte characters (seeded)', () => {
@@ -56,7 +56,7 @@ describe('SseData', () => {
       const data = view(text);
       const decoded = Buffer.from(text).toString(); // a pair cut by the slicing above is a lone surrogate, which UTF-8 turns into U+FFFD
       for (const needle of needles) {
-        expect(data.includes(needle), `${JSON.stringify(text)} includes ${needle}`).toBe(decoded.includes(needle));
+        expect(data.includes(new Needle(needle)), `${JSON.stringify(text)} includes ${needle}`).toBe(decoded.includes(needle));
         expect(data.startsWith(needle), `${JSON.stringify(text)} startsWith ${needle}`).toBe(decoded.startsWith(needle));
         expect(data.is(needle)).toBe(decoded === needle);
       }
