@@ -8,7 +8,10 @@
 // does decoding a bad sequence swallow one), so comparing bytes gives the answers comparing the
 // decoded text would.
 
-/** An ASCII string to search for, prepared once: its bytes and Horspool's table (how far the window may move when it ends on each byte). */
+/**
+ * An ASCII string to search for, prepared once: its bytes and Horspool's table (how far the
+ * window may move when it ends on each byte).
+ */
 export class Needle {
   readonly bytes: Uint8Array;
   readonly shift: Uint8Array;
