@@ -1,4 +1,4 @@
-// A micro-benchmark of the SSE scanner alone (src/proxy/stream.ts): CPU time per relayed event
+// A micro-benchmark of the SSE scanner alone (src/proxy/stream.ts): CPU time (and bytes allocated) per relayed event
 // for a 50-event OpenAI chat stream, one event per chunk (as tokens arrive) and the whole stream
 // in one chunk (a fast replay), and Anthropic's event/data lines with \n and with \r\n. For
 // before/after comparisons of the scanner; `make bench` measures the whole proxy.
@@ -9,6 +9,7 @@ import { anthropic } from '../src/proxy/dialects/anthropic.ts';
 import { openai } from '../src/proxy/dialects/openai.ts';
 import type { DialectRules } from '../src/proxy/dialects/types.ts';
 import { SseScanner } from '../src/proxy/stream.ts';
+import { bytesPerCall } from './lib/alloc.ts';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '7' }, reps: { type: 'string', default: '20000' } } });
 const ROUNDS = Number(values.rounds);
@@ -46,5 +47,9 @@ function round(dialect: DialectRules, chunks: Buffer[]): number {
 for (const [name, dialect, chunks] of WORKLOADS) {
   round(dialect, chunks); // warm-up
   const ns = Array.from({ length: ROUNDS }, () => round(dialect, chunks)).sort((a, b) => a - b);
-  console.log(`${name}: median ${ns[ROUNDS >> 1]!.toFixed(0)} ns/event (min ${ns[0]!.toFixed(0)}, max ${ns.at(-1)!.toFixed(0)})`);
+  const allocated = await bytesPerCall(() => {
+    const scanner = new SseScanner(dialect);
+    for (const chunk of chunks) scanner.push(chunk);
+  }, 2000);
+  console.log(`${name}: median ${ns[ROUNDS >> 1]!.toFixed(0)} ns/event (min ${ns[0]!.toFixed(0)}, max ${ns.at(-1)!.toFixed(0)}), ${(allocated / (EVENTS + 1)).toFixed(0)} bytes allocated/event`);
 }

@@ -7,7 +7,10 @@
 // ends or comments that never stop: one event at most MAX_EVENT_BYTES, and at most
 // MAX_PRECOMMIT_BYTES before the commit point. Past either, push() answers an SseOverflow, which
 // the caller turns into an invalid_response. Lines end in \r\n, \n or a bare \r (the SSE spec).
+// An event's data stays bytes (SseData): the dialect's questions are answered on them, and the
+// text is decoded only for an error event or a usage object.
 import type { DialectRules } from './dialects/types.ts';
+import { Needle, SseData } from './sse-data.ts';
 
 /** one event, from its first line to its blank line */
 export const MAX_EVENT_BYTES = 8 * 1024 * 1024;
@@ -35,7 +38,11 @@ const COLON = 0x3a;
 const SPACE = 0x20;
 const EMPTY = Buffer.alloc(0);
 const DATA = Buffer.from('data:');
+/** longer event names are decoded every time, not kept */
+const MAX_EVENT_NAME = 64;
 const EVENT = Buffer.from('event:');
+/** a real usage object (OpenAI sends "usage":null in every chunk) */
+const USAGE = new Needle('"usage":{');
 
 function startsWith(b: Buffer, start: number, stop: number, prefix: Buffer): boolean {
   if (stop - start < prefix.length) return false;
@@ -55,7 +62,12 @@ export class SseScanner {
   /** the last chunk ended in a \r that ended a line: a \n first in the next chunk belongs to it */
   #afterCr = false;
   #event: string | undefined;
-  #data: string | undefined;
+  /** the last event name decoded, and its bytes (a copy, so that no chunk is held for it) */
+  #lastEvent = '';
+  #lastEventBytes: Buffer | undefined;
+  /** the event's first data line (the only one the rules read), as bytes; valid while #hasData */
+  readonly #data = new SseData();
+  #hasData = false;
   /** bytes of the event in progress before its first data line, once it has one */
   #beforeData: number | undefined;
   /** bytes counted against the pre-commit limit so far */
@@ -70,6 +82,8 @@ export class SseScanner {
   outputTokens = 0;
   /** bytes the line-end searches went over: each pushed byte at most twice (once for \n, once for \r) */
   bytesScanned = 0;
+  /** events whose data was decoded to text (an error, a usage object): content deltas never are */
+  dataDecoded = 0;
 
   constructor(dialect: DialectRules, limits: SseLimits = DEFAULT_LIMITS) {
     this.#dialect = dialect;
@@ -157,7 +171,7 @@ export class SseScanner {
         this.#pending.push(head);
         out = Buffer.concat(this.#pending, this.#pendingLength + eventEnd);
       }
-      this.#pending = [];
+      this.#pending.length = 0; // emptied, not replaced: no new array per chunk
       this.#pendingLength = 0;
     }
     if (eventEnd < n) {
@@ -193,11 +207,27 @@ export class SseScanner {
     const stop = end < 0 ? b.length : end;
     if (b[start] === COLON) return false; // a comment
     if (startsWith(b, start, stop, DATA)) {
-      if (this.#data === undefined) this.#data = b.toString('utf8', start + 5 < stop && b[start + 5] === SPACE ? start + 6 : start + 5, stop);
+      if (!this.#hasData) {
+        this.#data.set(b, start + 5 < stop && b[start + 5] === SPACE ? start + 6 : start + 5, stop);
+        this.#hasData = true;
+      }
       return true;
     }
-    if (startsWith(b, start, stop, EVENT)) this.#event = b.toString('utf8', start + 6 < stop && b[start + 6] === SPACE ? start + 7 : start + 6, stop);
+    if (startsWith(b, start, stop, EVENT)) this.#event = this.#eventName(b, start + 6 < stop && b[start + 6] === SPACE ? start + 7 : start + 6, stop);
     return false;
+  }
+
+  /** the event name at b[start, stop): the previous one's string when the bytes are the same (a stream repeats a few names) */
+  #eventName(b: Buffer, start: number, stop: number): string {
+    const last = this.#lastEventBytes;
+    if (last !== undefined && last.length === stop - start) {
+      let k = 0;
+      while (k < last.length && b[start + k] === last[k]) k++;
+      if (k === last.length) return this.#lastEvent;
+    }
+    this.#lastEvent = b.toString('utf8', start, stop);
+    this.#lastEventBytes = stop - start <= MAX_EVENT_NAME ? Buffer.from(b.subarray(start, stop)) : undefined;
+    return this.#lastEvent;
   }
 
   #fail(limit: SseOverflow['limit']): SseOverflow {
@@ -211,16 +241,23 @@ export class SseScanner {
 
   #dispatch(): void {
     const event = this.#event;
-    const data = this.#data;
+    const hasData = this.#hasData;
     this.#event = undefined;
-    this.#data = undefined;
+    this.#hasData = false;
     this.#beforeData = undefined;
-    if (data === undefined || event === 'ping') return; // comments and pings do not commit
-    if (this.#dialect.isErrorEvent(event, data)) this.errorData ??= data;
+    if (!hasData || event === 'ping') return; // comments and pings do not commit
+    const data = this.#data;
+    if (this.#dialect.isErrorEvent(event, data)) this.errorData ??= this.#text(data);
     else if (this.#dialect.commitsStream(event)) this.dataEvents++;
     if (this.#dialect.isTerminalEvent(event, data)) this.sawTerminal = true;
     // OpenAI sends "usage":null in every chunk; only a real usage object is worth parsing
-    if (data.includes('"usage":{')) this.#readUsage(data);
+    if (data.includes(USAGE)) this.#readUsage(this.#text(data));
+    data.clear();
+  }
+
+  #text(data: SseData): string {
+    this.dataDecoded++;
+    return data.text();
   }
 
   #readUsage(data: string): void {

@@ -378,3 +378,86 @@ describe('limits', () => {
     expect(overflowOf(s, [': keep-alive\n\n', ': keep-alive\n\n', ': keep-alive\n\n'])).toBeUndefined();
   });
 });
+
+describe('event data stays bytes: decoded only for an error or a usage object (issue 11)', () => {
+  interface Read {
+    dataEvents: number;
+    sawTerminal: boolean;
+    errorData: string | undefined;
+    tokens: [number, number];
+    decoded: number;
+  }
+  const read = (dialect: DialectRules, chunks: readonly (string | Buffer)[]): Read => {
+    const s = new SseScanner(dialect);
+    for (const chunk of chunks) events(s.push(Buffer.from(chunk)));
+    return { dataEvents: s.dataEvents, sawTerminal: s.sawTerminal, errorData: s.errorData, tokens: [s.inputTokens, s.outputTokens], decoded: s.dataDecoded };
+  };
+  /** the same text cut at every byte (inside multi-byte characters and inside "usage":{ too) */
+  const everySplit = (dialect: DialectRules, text: string, expected: Read): void => {
+    const bytes = bytesOf(text);
+    for (let i = 0; i <= bytes.length; i++) expect(read(dialect, [bytes.subarray(0, i), bytes.subarray(i)]), `split at byte ${i}`).toEqual(expected);
+  };
+
+  it('an OpenAI stream decodes only its final chunk, the one with usage, at any split', () => {
+    const expected: Read = { dataEvents: 5, sawTerminal: true, errorData: undefined, tokens: [9, 3], decoded: 1 };
+    expect(read(openai, [OPENAI_CHAT])).toEqual(expected);
+    everySplit(openai, OPENAI_CHAT, expected);
+  });
+
+  it('an Anthropic stream (CRLF) decodes only message_start and message_delta, which carry usage, at any split', () => {
+    const expected: Read = { dataEvents: 4, sawTerminal: true, errorData: undefined, tokens: [25, 15], decoded: 2 };
+    expect(read(anthropic, [ANTHROPIC_MESSAGES])).toEqual(expected);
+    everySplit(anthropic, ANTHROPIC_MESSAGES, expected);
+    everySplit(anthropic, ANTHROPIC_MESSAGES.replaceAll('\r\n', '\n'), expected);
+  });
+
+  it('usage in the final chunk is read with data: without a space, with CRLF and with a bare CR', () => {
+    const usage = '{"id":"c1","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}';
+    for (const eol of ['\n', '\r\n', '\r']) {
+      expect(read(openai, [`data:${usage}${eol}${eol}data:[DONE]${eol}${eol}`]), JSON.stringify(eol)).toEqual({ dataEvents: 2, sawTerminal: true, errorData: undefined, tokens: [7, 2], decoded: 1 });
+    }
+    const delta = '{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}';
+    expect(read(anthropic, [`event:message_delta\r\ndata:${delta}\r\n\r\nevent:message_stop\r\ndata:{"type":"message_stop"}\r\n\r\n`])).toEqual({ dataEvents: 2, sawTerminal: true, errorData: undefined, tokens: [0, 15], decoded: 1 });
+  });
+
+  it('"usage":null in every chunk is never decoded', () => {
+    const chunk = 'data: {"choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n';
+    expect(read(openai, [chunk.repeat(20), 'data: [DONE]\n\n'])).toEqual({ dataEvents: 21, sawTerminal: true, errorData: undefined, tokens: [0, 0], decoded: 0 });
+  });
+
+  it('only the first data line of a multi-line event is read, as before: [DONE] first ends the stream, usage on a later line is not read', () => {
+    expect(read(openai, ['data: [DONE]\ndata: more\n\n'])).toMatchObject({ sawTerminal: true, decoded: 0 });
+    expect(read(openai, ['data: more\ndata: [DONE]\n\n'])).toMatchObject({ sawTerminal: false });
+    expect(read(openai, ['data: {"choices":[],\ndata: "usage":{"prompt_tokens":4,"completion_tokens":1}}\n\n'])).toMatchObject({ tokens: [0, 0], decoded: 0 });
+    expect(read(openai, ['data: {"usage":{"prompt_tokens":4,"completion_tokens":1}}\ndata: \n\n'])).toMatchObject({ tokens: [4, 1], decoded: 1 });
+  });
+
+  it('an error event is decoded whole, multi-byte characters included, at any split', () => {
+    const error = '{"error":{"message":"Überlastet ✨","type":"server_error","param":null,"code":null}}';
+    const text = `data: {"choices":[]}\n\ndata:${error}\r\n\r\n`;
+    everySplit(openai, text, { dataEvents: 1, sawTerminal: false, errorData: error, tokens: [0, 0], decoded: 1 });
+    const anthropicError = '{"type":"error","error":{"type":"overloaded_error","message":"Überlastet"}}';
+    everySplit(anthropic, `event: error\ndata: ${anthropicError}\n\n`, { dataEvents: 0, sawTerminal: false, errorData: anthropicError, tokens: [0, 0], decoded: 1 });
+  });
+
+  it('[DONE] is the terminal event only as the whole data', () => {
+    expect(read(openai, ['data: [DONE]\n\n']).sawTerminal).toBe(true);
+    expect(read(openai, ['data:[DONE]\r\n\r\n']).sawTerminal).toBe(true);
+    expect(read(openai, ['data: [DONE] \n\n']).sawTerminal).toBe(false);
+    expect(read(openai, ['data: [DONE]x\n\n']).sawTerminal).toBe(false);
+    expect(read(openai, ['data: [DON\n\n']).sawTerminal).toBe(false);
+  });
+
+  it('event names come from a cache of the last one, which never answers for different bytes', () => {
+    const s = new SseScanner(anthropic);
+    const event = (name: string): string => `event: ${name}\ndata: {}\n\n`;
+    // message_start does not commit; the same length with one byte changed does
+    events(s.push(bytesOf(event('message_start') + event('message_start') + event('message_stars'))));
+    expect(s.dataEvents).toBe(1);
+    // a name too long to keep, then names of other lengths
+    events(s.push(bytesOf(event('x'.repeat(100)) + event('message_start') + event('') + event('message_start'))));
+    expect(s.dataEvents).toBe(3);
+    events(s.push(bytesOf('event: message_stop\ndata: {}\n\n')));
+    expect(s.sawTerminal).toBe(true);
+  });
+});
