@@ -63,7 +63,6 @@ function area(url: string, fn: string): string {
 /** Only samples between fromMs and toMs after the profile's start count (start-up and warm-up are left out). */
 export function summariseProfile(file: string, fromMs = 0, toMs = Infinity, top = 15): ProfileSummary {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  for (const n of p.nodes) n.callFrame.url = n.callFrame.url.replace('/build/dist/', '/src/'); // the compiled tree (make build) is src/ too
   const byId = new Map<number, ProfileNode>();
   const parent = new Map<number, number>();
   for (const n of p.nodes) byId.set(n.id, n);

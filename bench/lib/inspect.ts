@@ -102,7 +102,6 @@ function summarise(head: HeapNode, requests: number): AllocationSummary {
   const key = (n: HeapNode) => `${n.callFrame.functionName || '(anonymous)'} ${shortUrl(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
   // returns the subtree total; adds it to each src/ function once per path
   const walk = (n: HeapNode, srcOnStack: Set<string>): number => {
-    n.callFrame.url = n.callFrame.url.replace('/build/dist/', '/src/'); // the compiled tree (make build) is src/ too
     const k = key(n);
     const isSrc = OWN_CODE.test(n.callFrame.url) && !srcOnStack.has(k);
     if (isSrc) srcOnStack.add(k);

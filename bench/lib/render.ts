@@ -281,6 +281,10 @@ ${(Object.keys(SCENARIOS) as ScenarioName[])
 - \`bench/ab.sh OLD NEW [ROUNDS]\`: two checkouts' proxies head to head, CPU per JSON request; fairer than two runs of
   \`make bench\` for a ±5 % change.
 - \`bench/scanner.ts\`: the SSE scanner alone, CPU per event.
+- \`make bench-features\` (\`bench/features.sh N\`): each traffic-shaping feature on alone, CPU per request against the plain
+  config, then each feature's own code as a share of a CPU profile's busy samples (\`bench/feature-shares.ts\`).
+- \`bench/cache-miss.ts\`, \`bench/cache-profile.sh\`: the cache's miss path in process, and profiled in a proxy.
+- \`bench/idle.ts\`: an idle sidecar's CPU, wake-ups and RSS; \`bench/footprint.ts\`: idle and peak RSS by start-up flags.
 `);
   return out.join('\n');
 }

@@ -1,7 +1,6 @@
 // The one place that decides what an attempt's result was. Everything downstream (retry,
 // breaker, metrics, logs) reads the Outcome this returns.
-import type { DialectRules, PathKind, Usage } from './dialects/types.ts';
-import { viewJsonObject } from './json-view.ts';
+import type { DialectRules, PathKind } from './dialects/types.ts';
 import type { Outcome } from './outcome.ts';
 import type { SseOverflow } from './stream.ts';
 import { retryAfterMs } from './retry.ts';
@@ -109,25 +108,6 @@ export function classifyJsonBody(
   }
   const reason = dialect.invalidBody(body, checks, path);
   return { outcome: reason === undefined ? { kind: 'ok' } : { kind: 'invalid_response', reason }, body };
-}
-
-/**
- * A 2xx JSON answer as it came (bytes): ok with the usage it reports, or invalid. The common
- * valid answer is decided by one walk over the bytes that keeps only the fields the dialect
- * reads (json-view.ts), without building the body; anything else (malformed, not an object, a
- * failed check, what the walk leaves undecided) is parsed whole and judged by classifyJsonBody,
- * so every failure verdict is the one a whole parse gives.
- */
-export function classifyJsonAnswer(
-  dialect: DialectRules,
-  bytes: Buffer,
-  checks: { emptyChoices: boolean; errorInBody: boolean },
-  path: PathKind,
-): { outcome: Outcome; usage: Usage | undefined } {
-  const view = viewJsonObject(bytes, dialect.jsonView);
-  if (view !== undefined && dialect.invalidBody(view, checks, path) === undefined) return { outcome: { kind: 'ok' }, usage: dialect.readUsage(view) };
-  const { outcome, body } = classifyJsonBody(dialect, bytes.toString('utf8'), checks, path);
-  return { outcome, usage: outcome.kind === 'ok' ? dialect.readUsage(body) : undefined };
 }
 
 /** A stream past one of the SSE scanner's limits (stream.ts): it cannot be relayed whole. */

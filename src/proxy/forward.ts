@@ -8,7 +8,7 @@ import { createBrotliDecompress, createGunzip, createInflate, gunzipSync, inflat
 import type { Clock } from '../clock.ts';
 import type { EndpointConfig, TimeoutsConfig } from '../config/runtime.ts';
 import type { Ticket } from './breaker.ts';
-import { classifyBodyError, classifyHttpError, classifyJsonAnswer, classifySseOverflow, classifyStreamError, classifyTransport, type AbortCause } from './classify.ts';
+import { classifyBodyError, classifyHttpError, classifyJsonBody, classifySseOverflow, classifyStreamError, classifyTransport, type AbortCause } from './classify.ts';
 import type { DialectRules, PathKind, Usage } from './dialects/types.ts';
 import type { EndpointRuntime } from './endpoint.ts';
 import type { Outcome } from './outcome.ts';
@@ -348,9 +348,9 @@ export async function forward(live: Attempt, req: AttemptRequest, body: Buffer |
       const bytes = await decodeWhole(await collect(exchange, MAX_RESPONSE_BYTES), coding, MAX_RESPONSE_BYTES);
       live.disarm();
       if (!isJson(contentType)) return { kind: 'answer', outcome: { kind: 'ok' }, status, headers: resHeaders, body: { kind: 'buffered', bytes } };
-      const { outcome, usage } = classifyJsonAnswer(req.dialect, bytes, req.validate, req.pathKind);
+      const { outcome, body } = classifyJsonBody(req.dialect, bytes.toString('utf8'), req.validate, req.pathKind);
       if (outcome.kind !== 'ok') return { kind: 'failed', outcome, response: undefined };
-      return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes, usage } };
+      return { kind: 'answer', outcome, status, headers: resHeaders, body: { kind: 'buffered', bytes, usage: req.dialect.readUsage(body) } };
     }
 
     // anything else (audio, files): committed at the headers, relayed as it comes

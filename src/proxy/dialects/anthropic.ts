@@ -1,7 +1,6 @@
 // The Anthropic Messages dialect.
 import type { Outcome } from '../outcome.ts';
-import { JsonViewPlan } from '../json-view.ts';
-import { isInferencePath, USAGE_FIELDS, usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind, type PathKind } from './types.ts';
+import { isInferencePath, usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind, type PathKind } from './types.ts';
 
 const TYPE: Record<OwnErrorKind, string> = {
   breaker_open: 'overloaded_error',
@@ -65,7 +64,6 @@ export const anthropic: DialectRules = {
   sseErrorEvent: (kind, message, requestId) => `event: error\ndata: ${errorObject(kind, message, requestId)}\n\n`,
   classifyError,
   invalidBody,
-  jsonView: new JsonViewPlan({ type: 'value', error: 'value', content: 'emptiness', usage: USAGE_FIELDS, message: { usage: USAGE_FIELDS } }),
   isTerminalEvent: (event) => event === 'message_stop',
   isErrorEvent: (event) => event === 'error',
   commitsStream: (event) => event !== 'message_start' && event !== 'content_block_start',

@@ -1,8 +1,7 @@
 // The OpenAI dialect (and every OpenAI-compatible provider: Azure, vLLM, Gemini's and
 // Anthropic's compatibility APIs, OpenRouter, Groq...).
 import type { Outcome } from '../outcome.ts';
-import { JsonViewPlan } from '../json-view.ts';
-import { isInferencePath, USAGE_FIELDS, usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind, type PathKind } from './types.ts';
+import { isInferencePath, usageFrom, type DialectRules, type ErrorClassInput, type OwnErrorKind, type PathKind } from './types.ts';
 
 const TYPE: Record<OwnErrorKind, string> = {
   breaker_open: 'server_error',
@@ -79,7 +78,6 @@ export const openai: DialectRules = {
   sseErrorEvent: (kind, message, requestId) => `event: error\ndata: ${errorObject(kind, message, requestId)}\n\n`,
   classifyError,
   invalidBody,
-  jsonView: new JsonViewPlan({ error: 'value', choices: 'emptiness', object: 'value', data: 'emptiness', usage: USAGE_FIELDS, response: { usage: USAGE_FIELDS } }),
   isTerminalEvent: (event, data) =>
     event === undefined ? data.is('[DONE]') : event === 'response.completed' || event === 'response.incomplete' || event === 'response.failed',
   // a Responses stream announces itself (response.created, response.in_progress) before content

@@ -1,7 +1,6 @@
 // What differs between API dialects: error shapes, how errors and bodies are classified,
 // which SSE event ends a stream, and how a fallback rewrites the body.
 import type { Outcome } from '../outcome.ts';
-import type { JsonFields, JsonViewPlan } from '../json-view.ts';
 import type { SseData } from '../sse-data.ts';
 
 /** Errors Breakwater itself produces. Each maps to one HTTP status (rescue.ts). */
@@ -45,9 +44,6 @@ function count(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0;
 }
 
-/** the fields of a usage object usageFrom reads (for a JsonViewPlan) */
-export const USAGE_FIELDS: JsonFields = { prompt_tokens: 'value', input_tokens: 'value', completion_tokens: 'value', output_tokens: 'value' };
-
 /** usage objects in either naming (prompt/completion or input/output tokens) */
 export function usageFrom(u: unknown): Usage | undefined {
   if (typeof u !== 'object' || u === null) return undefined;
@@ -81,12 +77,6 @@ export interface DialectRules {
   classifyError(input: ErrorClassInput): Outcome;
   /** a 2xx JSON body that is not a real answer: the reason, else undefined */
   invalidBody(body: unknown, checks: { emptyChoices: boolean; errorInBody: boolean }, path: PathKind): string | undefined;
-  /**
-   * Every field of a 2xx JSON body that invalidBody and readUsage read, so that a view of the
-   * body holding only these (json-view.ts) gets the answers the whole body would. Arrays they
-   * only test for emptiness are 'emptiness'. Keep it in step with those two functions.
-   */
-  jsonView: JsonViewPlan;
   /** SSE: does this event end the stream properly? (`data`: its first data line, as bytes) */
   isTerminalEvent(event: string | undefined, data: SseData): boolean;
   /**
