@@ -9,6 +9,7 @@
 // The walk checks structure (strings closed, brackets balanced, nothing after the root object)
 // but not every detail of the grammar: a body that needs a rewrite is parsed whole anyway
 // (fallback.ts), and the provider rejects the rest.
+import { BACKSLASH, COLON, COMMA, LBRACE, LBRACKET, QUOTE, RBRACE, RBRACKET } from './json-bytes.ts';
 
 export interface BodyFields {
   model: string | undefined;
@@ -29,14 +30,6 @@ export type BodyScan =
   | { kind: 'not_object' }
   | { kind: 'malformed'; reason: string };
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const LBRACE = 0x7b;
-const RBRACE = 0x7d;
-const LBRACKET = 0x5b;
-const RBRACKET = 0x5d;
-const COMMA = 0x2c;
-const COLON = 0x3a;
 
 type Field = 'model' | 'stream' | 'background' | 'maxTokens' | 'temperature' | 'n';
 
