@@ -20,7 +20,10 @@
 // provider, whose 400 is passed on and never stored. Deeper nesting than MAX_DEPTH, or a body
 // whose rearranging would move more than MAX_MOVED_PER_BYTE times its size (unsorted objects
 // nested in unsorted objects each move their whole subtree: depth × size), is "too complex"
-// (the request is simply not cached), never a stack overflow or a quadratic walk.
+// (the request is simply not cached), never a stack overflow or a quadratic walk. Nor is a body
+// that is not valid UTF-8, or whose canonical form would outgrow it by more than 64 KiB
+// (writeCanonical says why).
+import { isUtf8 } from 'node:buffer';
 import { closingQuote } from './scan.ts';
 import { BACKSLASH, COLON, COMMA, LBRACE, LBRACKET, QUOTE, RBRACE, RBRACKET } from './json-bytes.ts';
 
@@ -60,6 +63,8 @@ export class CanonicalWriter {
   #i = 0;
   /** bytes rearranging may still move for this body */
   #movable = 0;
+  /** while a body is written: the most the scratch buffer may hold (its canonical form is never longer than it, but for exponents spelled out) */
+  #maxLen = Infinity;
   /** the next backslash in the source at or after #i (src.length when none): one search per backslash */
   #nextBackslash = 0;
 
@@ -94,7 +99,7 @@ export class CanonicalWriter {
   }
 
   writeString(s: string): void {
-    this.#ensure(s.length * 3);
+    this.#ensure(Buffer.byteLength(s, 'utf8'));
     this.#len += this.#out.write(s, this.#len, 'utf8');
   }
 
@@ -103,6 +108,13 @@ export class CanonicalWriter {
    * JSON, TooComplex past MAX_DEPTH or MAX_MOVED_PER_BYTE.
    */
   writeCanonical(src: Buffer): void {
+    // Invalid UTF-8 is keyed by nothing: compared as raw bytes here, two keys a lenient provider
+    // reads as the same U+FFFD could sort as different ones, and a wrong hit is worse than a miss.
+    if (!isUtf8(src)) throw new TooComplex('the body is not valid UTF-8');
+    // The canonical form only shrinks a body (whitespace, escapes, duplicate keys) except for
+    // numbers in exponent form spelled out (9e20: 21 digits); a body of those could have grown the
+    // scratch buffer to several times its size outside the heap: past this it is not cached.
+    this.#maxLen = this.#len + src.length + 64 * 1024;
     this.#src = src;
     this.#i = 0;
     this.#movable = MAX_MOVED_PER_BYTE * src.length + 64 * 1024;
@@ -114,13 +126,14 @@ export class CanonicalWriter {
       if (this.#i < src.length) throw new InvalidJson(`unexpected data at ${this.#i}`);
     } finally {
       this.#src = EMPTY;
+      this.#maxLen = Infinity;
     }
   }
 
   #ensure(n: number): void {
     if (this.#len + n <= this.#out.length) return;
-    // bounded by the body's own limit: canonical output is at most a few times the body (1e20 spelled out)
-    const next = Buffer.allocUnsafeSlow(Math.max(this.#len + n, this.#out.length * 2));
+    if (this.#len + n > this.#maxLen) throw new TooComplex(`the canonical form would outgrow the body by more than ${this.#maxLen - this.#len - this.#src.length} bytes`);
+    const next = Buffer.allocUnsafeSlow(Math.min(Math.max(this.#len + n, this.#out.length * 2), Math.max(this.#len + n, this.#maxLen)));
     this.#out.copy(next, 0, 0, this.#len);
     this.#out.fill(0, 0, this.#len); // the caller's prefix (salt, an app's credential) does not stay behind in the old one
     this.#out = next;

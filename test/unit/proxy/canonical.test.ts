@@ -109,6 +109,26 @@ describe('canonical JSON from bytes', () => {
     expect(canonical(shallow)).toBe(expected(shallow));
   });
 
+  it('keys no body that is not valid UTF-8: two bodies a lenient provider reads alike must not share a key by their raw bytes', () => {
+    // a provider that reads invalid bytes as U+FFFD sees {"\uFFFD":"one"} and {"\uFFFD":"two"}: neither may answer for the other
+    const a = Buffer.concat([Buffer.from('{"m":{"'), Buffer.from([0x81]), Buffer.from('":"two","'), Buffer.from([0x80]), Buffer.from('":"one"}}')]);
+    const b = Buffer.concat([Buffer.from('{"m":{"'), Buffer.from([0x80]), Buffer.from('":"one","'), Buffer.from([0x81]), Buffer.from('":"two"}}')]);
+    for (const body of [a, b, Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])]) {
+      writer.start();
+      expect(() => writer.writeCanonical(body)).toThrow(TooComplex);
+      writer.finish(0);
+    }
+  });
+
+  it('refuses a body whose numbers would spell out to far more than the body (9e20 is 21 digits), and keeps a few such numbers', () => {
+    expect(canonical('{"a":[9e20,1E2,-5e3]}')).toBe('{"a":[900000000000000000000,100,-5000]}');
+    const wide = `{"a":[${Array.from({ length: 20_000 }, () => '9e20').join(',')}]}`; // 100 KB that would spell out to 440 KB
+    writer.start();
+    expect(() => writer.writeCanonical(Buffer.from(wide))).toThrow(TooComplex);
+    writer.finish(0);
+    expect(canonical('{"b":1,"a":2}')).toBe('{"a":2,"b":1}'); // the writer is fine after it
+  });
+
   it('zeroes what finish() is told is secret', () => {
     writer.start();
     writer.writeString('sk-secret\n');
