@@ -179,6 +179,12 @@ class ScriptedController implements Dispatcher.DispatchController {
   }
 }
 
+/** what commit does for an answer: settle its attempt (a give-up has none) */
+export function settle(r: Answer | GiveUp): Answer | GiveUp {
+  if (r.kind === 'answer') r.attempt.settle(r.result.outcome);
+  return r;
+}
+
 export interface LoopRig {
   runtime: ProxyRuntime;
   upstream: UpstreamRuntime;

@@ -4,9 +4,9 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../../src/clock.ts';
 import { AdmissionQueue, Bulkhead, parsePriority, type Priority, type QueueExit } from '../../../src/proxy/admission.ts';
-import type { Answer, GiveUp } from '../../../src/proxy/attempt.ts';
+import type { Answer } from '../../../src/proxy/attempt.ts';
 import { createMetrics } from '../../../src/telemetry/metrics.ts';
-import { fail, loopRig, ok, upstream } from '../../support/loop.ts';
+import { fail, loopRig, ok, settle, upstream } from '../../support/loop.ts';
 
 const T0 = 1_700_000_000_000;
 beforeEach(() => {
@@ -217,10 +217,6 @@ describe('x-breakwater-priority', () => {
   });
 });
 
-function settle(r: Answer | GiveUp): Answer | GiveUp {
-  if (r.kind === 'answer') r.attempt.settle(r.result.outcome);
-  return r;
-}
 
 describe('bulkheads and the queue in the attempt loop', () => {
   it('never sends more than maxConcurrent attempts to an endpoint; the surplus fails over, then waits, and nothing is charged', async () => {

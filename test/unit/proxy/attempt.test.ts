@@ -4,7 +4,7 @@
 // outcome, including a body rewrite that throws.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Answer, GiveUp } from '../../../src/proxy/attempt.ts';
-import { fail, loopRig, ok, upstream, type Scripted } from '../../support/loop.ts';
+import { fail, loopRig, ok, type Scripted, settle, upstream } from '../../support/loop.ts';
 
 const T0 = 1_700_000_000_000;
 beforeEach(() => {
@@ -14,11 +14,6 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-/** what commit does for an answer: settle its attempt */
-function settle(r: Answer | GiveUp): Answer | GiveUp {
-  if (r.kind === 'answer') r.attempt.settle(r.result.outcome);
-  return r;
-}
 
 function attemptsOf(r: Answer | GiveUp): number {
   return r.kind === 'cancelled' ? 0 : r.attempts;

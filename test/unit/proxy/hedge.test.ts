@@ -3,8 +3,8 @@
 // cancelled (never charged); a hedge that fails does not end the request; hedges draw from the
 // retry budget, count as attempts and respect maxAttempts; off by default.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Answer, GiveUp } from '../../../src/proxy/attempt.ts';
-import { fail, loopRig, ok, upstream, type Script } from '../../support/loop.ts';
+import type { Answer } from '../../../src/proxy/attempt.ts';
+import { fail, loopRig, ok, type Script, settle, upstream } from '../../support/loop.ts';
 
 const T0 = 1_700_000_000_000;
 beforeEach(() => {
@@ -14,10 +14,6 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function settle(r: Answer | GiveUp): Answer | GiveUp {
-  if (r.kind === 'answer') r.attempt.settle(r.result.outcome);
-  return r;
-}
 
 const hedged = (extra: Record<string, unknown> = {}) =>
   upstream({ hedge: { after: '200ms' }, timeouts: { firstByte: '10s', response: '10s' }, ...extra });

@@ -5,7 +5,7 @@
 // before a 429. Then the same through the gate and the attempt loop: a busy endpoint is skipped,
 // never charged, and a request no endpoint has room for is a 429 rate_limited with its wait.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Answer, GiveUp } from '../../../src/proxy/attempt.ts';
+import type { Answer } from '../../../src/proxy/attempt.ts';
 import { EndpointGate } from '../../../src/proxy/gate.ts';
 import { parseResetDuration, parseResetTime, readReports } from '../../../src/proxy/provider-limits.ts';
 import {
@@ -18,7 +18,7 @@ import {
   type Cost,
 } from '../../../src/proxy/ratelimit.ts';
 import { manualClock } from '../../support/clock.ts';
-import { loopRig, ok, seeded, upstream } from '../../support/loop.ts';
+import { loopRig, ok, seeded, settle, upstream } from '../../support/loop.ts';
 import type { BreakerConfig } from '../../../src/config/runtime.ts';
 import { Readiness } from '../../../src/admin/readiness.ts';
 import { systemClock } from '../../../src/clock.ts';
@@ -350,10 +350,6 @@ describe('through the attempt loop', () => {
     vi.useRealTimers();
   });
 
-  function settle(r: Answer | GiveUp): Answer | GiveUp {
-    if (r.kind === 'answer') r.attempt.settle(r.result.outcome);
-    return r;
-  }
 
   it('skips an endpoint without room (failover, no attempt spent on it) and answers 429 rate_limited with the wait when none has room', async () => {
     const rig = loopRig(upstream({ endpoints: 2, each: { rateLimit: { requestsPerMinute: 2 } } }), () => ok);
