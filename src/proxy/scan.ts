@@ -30,7 +30,6 @@ export type BodyScan =
   | { kind: 'not_object' }
   | { kind: 'malformed'; reason: string };
 
-
 type Field = 'model' | 'stream' | 'background' | 'maxTokens' | 'temperature' | 'n';
 
 const FIELDS: ReadonlyMap<string, Field> = new Map([
