@@ -11,7 +11,7 @@
 # The image holds what the Dockerfile's image holds, at the same paths: /app/package.json,
 # /app/dist (src/ compiled to JavaScript by hack/build.sh; no TypeScript in the image), the
 # production node_modules (`npm ci --omit=dev --ignore-scripts`, minus the `node` package),
-# Node at /usr/local/bin/node, user 65532, entrypoint `node /app/dist/main.js` (the
+# Node at /usr/local/bin/node, user 65532, entrypoint `node --liftoff-only /app/dist/main.js` (the
 # `breakwater` command: proxy, controller, fake), NODE_OPTIONS set to V8_FLAGS below (a small
 # young generation: README, "Measured figures"). Its base is not Debian but the pinned Node 24 binary
 # (node_modules/.bin/node) plus the shared libraries `ldd` lists, /etc/passwd and /etc/group:
@@ -46,6 +46,9 @@ V8_FLAGS="--max-semi-space-size=4"
 # glibc malloc arenas, as MALLOC_ARENA_MAX in the environment (the same in the Dockerfile and
 # bin/breakwater, which says why).
 MALLOC_ARENAS=1
+# Node flags NODE_OPTIONS does not accept, in the entrypoint before the script (the same in the
+# Dockerfile and bin/breakwater, which says why).
+NODE_FLAGS="--liftoff-only"
 
 log() { printf '[image] %s\n' "$*" >&2; }
 die() { printf '[image] error: %s\n' "$*" >&2; exit 1; }
@@ -226,7 +229,7 @@ write_image() {
 }
 
 BW_ENV='"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","NODE_ENV=production"]'
-BW_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV%]},\"NODE_OPTIONS=${V8_FLAGS}\",\"MALLOC_ARENA_MAX=${MALLOC_ARENAS}\"],\"Entrypoint\":[\"/usr/local/bin/node\",\"/app/dist/main.js\"],\"Cmd\":[\"proxy\",\"--kubernetes\"],\"WorkingDir\":\"/app\",\"ExposedPorts\":{\"7878/tcp\":{},\"7879/tcp\":{}},\"Labels\":{\"org.opencontainers.image.title\":\"breakwater\"}}"
+BW_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV%]},\"NODE_OPTIONS=${V8_FLAGS}\",\"MALLOC_ARENA_MAX=${MALLOC_ARENAS}\"],\"Entrypoint\":[\"/usr/local/bin/node\",\"${NODE_FLAGS}\",\"/app/dist/main.js\"],\"Cmd\":[\"proxy\",\"--kubernetes\"],\"WorkingDir\":\"/app\",\"ExposedPorts\":{\"7878/tcp\":{},\"7879/tcp\":{}},\"Labels\":{\"org.opencontainers.image.title\":\"breakwater\"}}"
 TESTAPP_CFG="{\"User\":\"${USER_ID}:${USER_ID}\",${BW_ENV},\"Entrypoint\":[\"/usr/local/bin/node\",\"/testapp/app.ts\"],\"WorkingDir\":\"/testapp\"}"
 PAUSE_CFG='{"User":"65535:65535","Entrypoint":["/pause"]}'
 
