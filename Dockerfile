@@ -38,5 +38,5 @@ COPY package.json ./
 COPY --from=build /app/dist ./dist
 USER 65532:65532
 EXPOSE 7878 7879
-ENTRYPOINT ["node", "--liftoff-only", "/app/dist/main.js"]
+ENTRYPOINT ["node", "--wasm-tiering-budget=2000000000", "/app/dist/main.js"]
 CMD ["proxy", "--kubernetes"]

@@ -45,7 +45,7 @@ log "built localhost/breakwater:dockerfile: $(buildah "${S[@]}" inspect --format
 
 # It runs compiled JavaScript: the entrypoint is dist/main.js and no TypeScript source is in /app.
 entrypoint="$(buildah "${S[@]}" inspect --format '{{.OCIv1.Config.Entrypoint}}' localhost/breakwater:dockerfile)"
-[[ "${entrypoint}" == '[node --liftoff-only /app/dist/main.js]' ]] || { log "entrypoint is ${entrypoint}, not node --liftoff-only /app/dist/main.js"; exit 1; }
+[[ "${entrypoint}" == '[node --wasm-tiering-budget=2000000000 /app/dist/main.js]' ]] || { log "entrypoint is ${entrypoint}, not node --wasm-tiering-budget=2000000000 /app/dist/main.js"; exit 1; }
 c="$(buildah "${S[@]}" from localhost/breakwater:dockerfile)"
 m="$(buildah "${S[@]}" mount "${c}")"
 ts="$(cd "${m}/app" && find . -path ./node_modules -prune -o -name '*.ts' -print | head -n3)"
@@ -54,7 +54,7 @@ buildah "${S[@]}" umount "${c}" >/dev/null
 
 # It starts as its non-root user and serves (the fake provider: no config needed), through the
 # image's entrypoint and environment (NODE_OPTIONS included).
-out="$(timeout 10 buildah "${S[@]}" run --isolation chroot --user 65532:65532 "${c}" -- node --liftoff-only /app/dist/main.js fake --listen 127.0.0.1:0 2>&1 | head -n1 || true)"
+out="$(timeout 10 buildah "${S[@]}" run --isolation chroot --user 65532:65532 "${c}" -- node --wasm-tiering-budget=2000000000 /app/dist/main.js fake --listen 127.0.0.1:0 2>&1 | head -n1 || true)"
 buildah "${S[@]}" rm "${c}" >/dev/null
 [[ "${out}" == *'fake provider listening'* ]] || { log "the image did not start: ${out}"; exit 1; }
 log "runs as 65532: ${out}"

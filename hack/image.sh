@@ -11,7 +11,7 @@
 # The image holds what the Dockerfile's image holds, at the same paths: /app/package.json,
 # /app/dist (src/ compiled to JavaScript by hack/build.sh; no TypeScript in the image), the
 # production node_modules (`npm ci --omit=dev --ignore-scripts`, minus the `node` package),
-# Node at /usr/local/bin/node, user 65532, entrypoint `node --liftoff-only /app/dist/main.js` (the
+# Node at /usr/local/bin/node, user 65532, entrypoint `node --wasm-tiering-budget=2000000000 /app/dist/main.js` (the
 # `breakwater` command: proxy, controller, fake), NODE_OPTIONS set to V8_FLAGS below (a small
 # young generation: README, "Measured figures"). Its base is not Debian but the pinned Node 24 binary
 # (node_modules/.bin/node) plus the shared libraries `ldd` lists, /etc/passwd and /etc/group:
@@ -48,7 +48,7 @@ V8_FLAGS="--max-semi-space-size=4"
 MALLOC_ARENAS=1
 # Node flags NODE_OPTIONS does not accept, in the entrypoint before the script (the same in the
 # Dockerfile and bin/breakwater, which says why).
-NODE_FLAGS="--liftoff-only"
+NODE_FLAGS="--wasm-tiering-budget=2000000000"
 
 log() { printf '[image] %s\n' "$*" >&2; }
 die() { printf '[image] error: %s\n' "$*" >&2; exit 1; }

@@ -115,10 +115,10 @@ describe('the image make image builds', () => {
     const flags = v8Flags();
     expect(flags.bin).toBe('--max-semi-space-size=4');
     expect(flags).toEqual({ bin: flags.bin, imageScript: flags.bin, dockerfile: flags.bin });
-    // undici's WebAssembly HTTP parser stays on V8's baseline compiler (bin/breakwater says why)
+    // undici's WebAssembly HTTP parser tiers up late (bin/breakwater says why)
     const node = nodeFlags();
-    expect(node).toEqual({ bin: '--liftoff-only', imageScript: '--liftoff-only', dockerfile: '--liftoff-only' });
-    expect(image.config.Entrypoint).toEqual(['/usr/local/bin/node', '--liftoff-only', '/app/dist/main.js']);
+    expect(node).toEqual({ bin: '--wasm-tiering-budget=2000000000', imageScript: '--wasm-tiering-budget=2000000000', dockerfile: '--wasm-tiering-budget=2000000000' });
+    expect(image.config.Entrypoint).toEqual(['/usr/local/bin/node', '--wasm-tiering-budget=2000000000', '/app/dist/main.js']);
     expect(image.config.Cmd).toEqual(['proxy', '--kubernetes']);
     expect(image.config.User).toBe('65532:65532');
     expect(image.config.Env).toContain('NODE_ENV=production');
@@ -169,7 +169,7 @@ describe('the image make image builds', () => {
     expect(fake.stats().requests).toBe(1);
     // the process ran the image's tree, with the image's flags
     const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
-    expect(cmdline.slice(1, 3)).toEqual(['--liftoff-only', join(root, '/app/dist/main.js')]);
+    expect(cmdline.slice(1, 3)).toEqual(['--wasm-tiering-budget=2000000000', join(root, '/app/dist/main.js')]);
     const environ = readFileSync(`/proc/${child.pid}/environ`, 'utf8').split('\0');
     expect(environ).toContain(`NODE_OPTIONS=${v8Flags().bin}`);
     expect(environ).toContain('MALLOC_ARENA_MAX=1');
