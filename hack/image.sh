@@ -46,7 +46,7 @@ V8_FLAGS="--max-semi-space-size=4"
 # glibc malloc arenas, as MALLOC_ARENA_MAX in the environment (the same in the Dockerfile and
 # bin/breakwater, which says why).
 MALLOC_ARENAS=1
-# Node flags NODE_OPTIONS does not accept, in the entrypoint before the script (the same in the
+# Flags NODE_OPTIONS does not accept, in the entrypoint before the script (the same in the
 # Dockerfile and bin/breakwater, which says why).
 NODE_FLAGS="--wasm-tiering-budget=2000000000"
 
