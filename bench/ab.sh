@@ -6,19 +6,7 @@
 # rounds warm the JIT, so compare the last ones. Only 127.0.0.1; everything started is killed.
 set -euo pipefail
 old=$(cd "$1" && pwd); new=$(cd "$2" && pwd); rounds=${3:-7}
-here=$(cd "$(dirname "$0")/.." && pwd)
-node="$here/node_modules/.bin/node"
-dir=$(mktemp -d)
-cat > "$dir/up.yaml" <<'YAML'
-apiVersion: breakwater.dev/v1alpha1
-kind: LLMUpstream
-metadata: { name: openai }
-spec:
-  endpoints:
-    - { name: fake, url: "http://127.0.0.1:18080/v1" }
-YAML
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT
+source "$(dirname "$0")/lib/rig.sh"
 taskset -c 0 "$new/bin/breakwater" fake --listen 127.0.0.1:18080 >/dev/null 2>&1 & pids+=($!)
 taskset -c 1 "$old/bin/breakwater" proxy --config "$dir/up.yaml" --listen 127.0.0.1:18081 --admin 127.0.0.1:18091 --log-level warn >/dev/null 2>&1 & pids+=($!); old_pid=$!
 taskset -c 1 "$new/bin/breakwater" proxy --config "$dir/up.yaml" --listen 127.0.0.1:18082 --admin 127.0.0.1:18092 --log-level warn >/dev/null 2>&1 & pids+=($!); new_pid=$!
@@ -28,8 +16,7 @@ body='{"model":"gpt-4.1","messages":[{"role":"user","content":"hi"}]}'
 run() { # name pid port
   local before after requests
   before=$(ticks "$2")
-  requests=$(taskset -c 0 "$node" "$here/node_modules/autocannon/autocannon.js" -j -c 32 -d 4 -m POST -H content-type=application/json -b "$body" "http://127.0.0.1:$3/openai/chat/completions" 2>/dev/null \
-    | "$node" -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).requests.total))')
+  requests=$(requests "http://127.0.0.1:$3/openai/chat/completions" 4 "$body")
   after=$(ticks "$2")
   awk -v n="$1" -v t=$((after - before)) -v r="$requests" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%s %d requests, %.4f CPU ms/request\n", n, r, t * 1000 / hz / r }'
 }

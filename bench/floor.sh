@@ -11,19 +11,7 @@
 # 127.0.0.1; everything started is killed on exit. About 6 minutes at the defaults.
 set -euo pipefail
 rounds=${1:-12}; seconds=${2:-3}
-here=$(cd "$(dirname "$0")/.." && pwd)
-node="$here/node_modules/.bin/node"
-dir=$(mktemp -d)
-cat > "$dir/up.yaml" <<'YAML'
-apiVersion: breakwater.dev/v1alpha1
-kind: LLMUpstream
-metadata: { name: openai }
-spec:
-  endpoints:
-    - { name: fake, url: "http://127.0.0.1:18080/v1" }
-YAML
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT
+source "$(dirname "$0")/lib/rig.sh"
 taskset -c 1 "$here/bin/breakwater" fake --listen 127.0.0.1:18080 >/dev/null 2>&1 & pids+=($!)
 taskset -c 1 "$here/bin/breakwater" proxy --config "$dir/up.yaml" --listen 127.0.0.1:18081 --admin 127.0.0.1:18091 --log-level warn >/dev/null 2>&1 & pids+=($!); breakwater=$!
 # the minimal proxy with the same young generation as bin/breakwater's
@@ -33,10 +21,6 @@ sleep 3
 curl -fsS -X POST 127.0.0.1:18080/_fake/faults -d '{"events":50}' >/dev/null
 
 ticks() { local s=0 t; for t in /proc/"$1"/task/*/stat; do s=$((s + $(awk '{print $14 + $15}' "$t"))); done; echo "$s"; }
-requests() { # url seconds body
-  taskset -c 0 "$node" "$here/node_modules/autocannon/autocannon.js" -j -c 32 -d "$2" -m POST -H content-type=application/json -b "$3" "$1" 2>/dev/null \
-    | "$node" -e 'let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => console.log(JSON.parse(s).requests.total))'
-}
 round() { # pid url body: µs of CPU per request over one round
   local before after n
   before=$(ticks "$1"); n=$(requests "$2" "$seconds" "$3"); after=$(ticks "$1")
